@@ -1,0 +1,77 @@
+"""Helpers for fine-tuning a sentence-transformers embedding model for RAG retrieval.
+
+Layers, lowest first (a module only imports the ones above it in this list):
+``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``training`` -> ``report`` -> ``config``, ``pipeline``.
+"""
+
+from .config import RunConfig
+from .data import QADataError, load_qa_pairs, normalize_text, read_table, validate_qa_pairs
+from .evaluation import (
+    PER_QUERY_METRICS,
+    IRInputs,
+    RetrievalResult,
+    build_ir_evaluator,
+    build_ir_inputs,
+    evaluate_retrieval,
+    headline_metrics,
+    score_rankings,
+)
+from .report import (
+    HEADLINE_METRICS,
+    build_comparison_table,
+    find_rank_changes,
+    format_rank_change,
+    plot_comparison,
+    plot_training_curve,
+    save_results,
+)
+from .split import find_linked_groups, report_leakage, split_grouped, split_qa_pairs, split_reference
+from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
+from .training import (
+    HardwareSettings,
+    build_training_dataset,
+    check_batch_size,
+    collect_environment,
+    detect_hardware,
+    load_base_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HEADLINE_METRICS",
+    "PER_QUERY_METRICS",
+    "HardwareSettings",
+    "IRInputs",
+    "QADataError",
+    "RetrievalResult",
+    "RunConfig",
+    "build_comparison_table",
+    "build_ir_evaluator",
+    "build_ir_inputs",
+    "build_training_dataset",
+    "check_batch_size",
+    "collect_environment",
+    "compare_per_query",
+    "detect_hardware",
+    "evaluate_retrieval",
+    "find_linked_groups",
+    "find_rank_changes",
+    "format_rank_change",
+    "headline_metrics",
+    "load_base_model",
+    "load_qa_pairs",
+    "normalize_text",
+    "paired_bootstrap_ci",
+    "paired_permutation_pvalue",
+    "plot_comparison",
+    "plot_training_curve",
+    "read_table",
+    "report_leakage",
+    "save_results",
+    "score_rankings",
+    "split_grouped",
+    "split_qa_pairs",
+    "split_reference",
+    "validate_qa_pairs",
+]

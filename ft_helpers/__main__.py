@@ -1,0 +1,5 @@
+"""Allow ``python -m ft_helpers``."""
+
+from .cli import main
+
+raise SystemExit(main())

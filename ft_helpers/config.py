@@ -1,0 +1,54 @@
+"""The run's parameters and their defaults, in one place (the notebook's parameters cell mirrors them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    """Everything a fine-tuning run can be told; the defaults reproduce the reference recipe.
+
+    Attributes:
+        dataset: Hub dataset id or a local .csv/.json/.jsonl/.parquet file.
+        question_column: Column with the questions.
+        context_column: Column with the passages that answer them.
+        base_model: Hub id or local folder of the model to fine-tune.
+        output_dir: Where the model, plots and ``results.json`` go.
+        epochs: Training epochs.
+        train_batch_size: Pairs per batch; each question's other contexts in the batch are its negatives.
+        learning_rate: Peak learning rate of the cosine schedule.
+        max_train_samples: Train on a seeded subset of this many rows (None: all); for quick runs.
+        seed: Seed of the split, the subset, and training.
+        split: ``"grouped"`` (no shared context/question across splits) or ``"reference"``.
+        group_column: With ``split="grouped"``, a column to hold out whole (e.g. ``"ticker"``).
+        deduplicate_corpus: Merge identical contexts into one document for evaluation.
+        eval_batch_size: Encoding batch size of the evaluators.
+        bootstrap_resamples: Resamples for the confidence intervals and the permutation test.
+    """
+
+    dataset: str = "philschmid/finanical-rag-embedding-dataset"
+    question_column: str = "question"
+    context_column: str = "context"
+    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    output_dir: str = "output/all-MiniLM-L6-v2-financial"
+    epochs: int = 6
+    train_batch_size: int = 32
+    learning_rate: float = 2e-5
+    max_train_samples: int | None = None
+    seed: int = 42
+    split: str = "grouped"
+    group_column: str | None = None
+    deduplicate_corpus: bool = True
+    eval_batch_size: int = 64
+    bootstrap_resamples: int = 10_000
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the parameters as a plain dict."""
+        return asdict(self)
+
+    @classmethod
+    def notebook_names(cls) -> dict[str, str]:
+        """Map each field to the notebook's UPPER_CASE parameter name (``epochs`` -> ``EPOCHS``)."""
+        return {field.name: field.name.upper() for field in fields(cls)}

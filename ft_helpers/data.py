@@ -1,0 +1,183 @@
+"""Load question/context pairs from the Hugging Face Hub or a local file, and check them."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+#: File types that :func:`load_qa_pairs` reads, by suffix.
+SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+
+
+class QADataError(ValueError):
+    """Raised when question/context data is missing, unreadable or malformed."""
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of whitespace and strip the ends, so near-identical texts compare equal.
+
+    Args:
+        text: Any string.
+
+    Returns:
+        The text with every whitespace run replaced by one space.
+    """
+    return " ".join(str(text).split())
+
+
+def read_table(source: str | Path) -> pd.DataFrame:
+    """Read a local .csv, .json, .jsonl or .parquet file into a DataFrame.
+
+    Args:
+        source: Path to the file.
+
+    Returns:
+        The file's rows, with its own column names.
+
+    Raises:
+        QADataError: The file does not exist, has an unsupported suffix or cannot be parsed.
+    """
+    path = Path(source).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise QADataError(
+            f"Cannot read {str(path)!r}: unsupported file type {suffix or '(none)'!r}. "
+            f"Use one of {', '.join(SUPPORTED_SUFFIXES)}, or a Hugging Face Hub dataset id."
+        )
+    if not path.is_file():
+        raise QADataError(f"Data file not found: {str(path)!r} (working directory: {Path.cwd()}).")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        try:  # .json: a list of records, or JSON Lines saved with a .json suffix
+            return pd.read_json(path)
+        except ValueError:
+            return pd.read_json(path, lines=True)
+    except Exception as err:  # pandas raises many types; the user needs the file name and the reason
+        raise QADataError(f"Could not read {str(path)!r} as {suffix[1:]}: {type(err).__name__}: {err}") from None
+
+
+def load_hub_dataset(dataset_id: str, split: str = "train") -> pd.DataFrame:
+    """Download one split of a Hugging Face Hub dataset into a DataFrame.
+
+    Args:
+        dataset_id: Hub id such as ``"philschmid/finanical-rag-embedding-dataset"``.
+        split: Which split of the Hub dataset to load.
+
+    Returns:
+        The split's rows.
+
+    Raises:
+        QADataError: The Hub cannot be reached or has no such dataset; the message says how to use a local file.
+    """
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(dataset_id, split=split).to_pandas()
+    except Exception as err:  # connection errors, missing repos and offline mode all land here
+        raise QADataError(
+            f"Could not load {dataset_id!r} (split {split!r}) from the Hugging Face Hub: "
+            f"{type(err).__name__}: {err}\n"
+            "If you are offline or the Hub is blocked, download the data once and point DATASET at the local "
+            f"file instead ({', '.join(SUPPORTED_SUFFIXES)}), e.g. DATASET = 'data/qa.csv'."
+        ) from None
+
+
+def validate_qa_pairs(
+    frame: pd.DataFrame,
+    question_column: str = "question",
+    context_column: str = "context",
+    drop_empty: bool = False,
+) -> pd.DataFrame:
+    """Check the question and context columns and return them renamed to ``question`` and ``context``.
+
+    Other columns (a ``ticker`` to group by, say) are kept. Values are converted to ``str``. The index
+    is the row number in the source (0..n-1), kept when empty rows are dropped, so a row keeps its id.
+
+    Args:
+        frame: Raw rows, one question/context pair each.
+        question_column: Name of the column holding the questions.
+        context_column: Name of the column holding the passages that answer them.
+        drop_empty: Drop rows whose question or context is empty or missing (with a warning naming
+            them) instead of raising.
+
+    Returns:
+        A copy with columns ``question``, ``context`` first, indexed by source row number.
+
+    Raises:
+        QADataError: A column is missing (the message lists the columns that exist), no rows are left,
+            or (unless ``drop_empty``) a question or context is empty or missing (the message names the rows).
+    """
+    available = [str(c) for c in frame.columns]
+    missing = [c for c in (question_column, context_column) if c not in frame.columns]
+    if missing:
+        raise QADataError(
+            f"Column(s) {', '.join(repr(c) for c in missing)} not found. Available columns: {', '.join(available)}. "
+            "Set QUESTION_COLUMN / CONTEXT_COLUMN to the right names."
+        )
+    if question_column == context_column:
+        raise QADataError(f"The question and context columns must differ (both are {question_column!r}).")
+    if len(frame) == 0:
+        raise QADataError("The data has no rows.")
+
+    out = frame.reset_index(drop=True)
+    others = [c for c in out.columns if c not in (question_column, context_column, "question", "context")]
+    out = pd.DataFrame(
+        {"question": out[question_column], "context": out[context_column], **{c: out[c] for c in others}}
+    )
+    dropped: list[int] = []
+    for role, source in (("question", question_column), ("context", context_column)):
+        values = out[role]
+        empty = values.isna() | values.astype(str).str.strip().eq("")
+        if empty.any():
+            rows = empty[empty].index.tolist()
+            shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+            message = f"{len(rows)} row(s) have an empty or missing {role} (column {source!r}; rows {shown})"
+            if not drop_empty:
+                raise QADataError(f"{message}. Drop them with drop_empty=True, or fill them first.")
+            warnings.warn(f"{message}: dropped.", stacklevel=3)
+            dropped.extend(rows)
+    out = out.drop(index=sorted(set(dropped)))
+    if len(out) == 0:
+        raise QADataError("No rows left after dropping rows with an empty question or context.")
+    out["question"] = out["question"].astype(str)
+    out["context"] = out["context"].astype(str)
+    return out
+
+
+def load_qa_pairs(
+    source: str | Path | pd.DataFrame,
+    question_column: str = "question",
+    context_column: str = "context",
+    hub_split: str = "train",
+    drop_empty: bool = False,
+) -> pd.DataFrame:
+    """Load question/context pairs from a Hub id, a local file or a DataFrame, and validate them.
+
+    Args:
+        source: A Hugging Face Hub dataset id, a path to a .csv/.json/.jsonl/.parquet file, or a DataFrame.
+        question_column: Column holding the questions.
+        context_column: Column holding the passages that answer them.
+        hub_split: Split to load when ``source`` is a Hub id.
+        drop_empty: Drop (with a warning) rather than reject rows with an empty question or context.
+
+    Returns:
+        One row per pair, indexed by source row number, with columns ``question`` and ``context`` plus any
+        others the data had.
+
+    Raises:
+        QADataError: See :func:`read_table`, :func:`load_hub_dataset` and :func:`validate_qa_pairs`.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source).expanduser()
+        looks_local = path.exists() or path.suffix.lower() in SUPPORTED_SUFFIXES or str(source).startswith((".", "/"))
+        frame = read_table(path) if looks_local else load_hub_dataset(str(source), split=hub_split)
+    return validate_qa_pairs(frame, question_column, context_column, drop_empty=drop_empty)

@@ -1,0 +1,242 @@
+"""Build retrieval evaluation inputs, run sentence-transformers' evaluator, and score each query."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .data import QADataError, normalize_text
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+#: Cut-offs used for every evaluator built here (they match the evaluator's own defaults).
+ACCURACY_AT_K = (1, 3, 5, 10)
+NDCG_AT_K = 10
+MRR_AT_K = 10
+MAP_AT_K = 100
+#: Per-query metric names, as they appear in the evaluator's keys after ``<name>_cosine_``.
+PER_QUERY_METRICS = (
+    *(f"accuracy@{k}" for k in ACCURACY_AT_K),
+    f"recall@{NDCG_AT_K}",
+    f"mrr@{MRR_AT_K}",
+    f"ndcg@{NDCG_AT_K}",
+    f"map@{MAP_AT_K}",
+)
+
+
+@dataclass(frozen=True)
+class IRInputs:
+    """The three mappings ``InformationRetrievalEvaluator`` takes, plus how they were built.
+
+    Attributes:
+        corpus: Document id -> context text.
+        queries: Query id -> question text.
+        relevant_docs: Query id -> ids of the documents that answer it.
+        deduplicated: Whether identical contexts (and questions) were merged into one id.
+    """
+
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    relevant_docs: dict[str, set[str]]
+    deduplicated: bool
+
+    def summary(self) -> dict[str, int | bool]:
+        """Return the sizes, for printing and for ``results.json``."""
+        return {
+            "queries": len(self.queries),
+            "documents": len(self.corpus),
+            "relevant_pairs": sum(len(ids) for ids in self.relevant_docs.values()),
+            "deduplicated": self.deduplicated,
+        }
+
+
+def build_ir_inputs(query_pairs: pd.DataFrame, corpus_pairs: pd.DataFrame, deduplicate: bool = True) -> IRInputs:
+    """Turn the pairs of one split into evaluator inputs, retrieving from the contexts of ``corpus_pairs``.
+
+    With ``deduplicate=True`` (recommended) contexts that are identical after whitespace normalisation
+    become one document and every question that they answer points to it, so equal embeddings cannot
+    tie and let the tie-break decide the score; identical questions likewise become one query whose
+    relevant set is the union of their contexts. With ``deduplicate=False`` each row is its own document
+    and query (ids are the row index), as in the reference notebook.
+
+    Args:
+        query_pairs: The rows whose questions are asked (e.g. the test split).
+        corpus_pairs: The rows whose contexts form the search corpus (e.g. all rows); must contain every
+            row of ``query_pairs`` (same index) so each question's context is retrievable.
+        deduplicate: Merge identical contexts and questions.
+
+    Returns:
+        An :class:`IRInputs`.
+    """
+    missing = query_pairs.index.difference(corpus_pairs.index)
+    if len(missing):
+        raise QADataError(
+            f"{len(missing)} query rows are not in the corpus rows (e.g. index {missing[0]}); "
+            "build the corpus from all rows, e.g. build_ir_inputs(splits['test'], pairs)."
+        )
+    if not deduplicate:
+        corpus = {str(i): text for i, text in corpus_pairs["context"].items()}
+        queries = {str(i): text for i, text in query_pairs["question"].items()}
+        relevant = {str(i): {str(i)} for i in query_pairs.index}
+        return IRInputs(corpus, queries, relevant, deduplicated=False)
+
+    doc_of_text: dict[str, str] = {}
+    corpus = {}
+    for text in corpus_pairs["context"]:
+        key = normalize_text(text)
+        if key not in doc_of_text:
+            doc_of_text[key] = f"doc{len(doc_of_text)}"
+            corpus[doc_of_text[key]] = text
+    query_of_text: dict[str, str] = {}
+    queries, relevant = {}, {}
+    for row, question, context in zip(query_pairs.index, query_pairs["question"], query_pairs["context"], strict=True):
+        key = normalize_text(question)
+        if key not in query_of_text:
+            query_of_text[key] = f"q{row}"
+            queries[query_of_text[key]] = question
+            relevant[query_of_text[key]] = set()
+        relevant[query_of_text[key]].add(doc_of_text[normalize_text(context)])
+    return IRInputs(corpus, queries, relevant, deduplicated=True)
+
+
+def build_ir_evaluator(
+    inputs: IRInputs, name: str, batch_size: int = 64, show_progress_bar: bool = False
+) -> InformationRetrievalEvaluator:
+    """Build sentence-transformers' ``InformationRetrievalEvaluator`` with cosine similarity.
+
+    Cosine is fixed (rather than taken from the model) so the metric keys are always
+    ``<name>_cosine_<metric>``, e.g. ``test_cosine_ndcg@10``. Per-query rankings are written to the
+    output folder so :func:`evaluate_retrieval` can score each query.
+
+    Args:
+        inputs: From :func:`build_ir_inputs`.
+        name: Prefix of the metric keys, e.g. ``"test"`` or ``"validation"``.
+        batch_size: Encoding batch size.
+        show_progress_bar: Show encoding progress.
+
+    Returns:
+        The evaluator; call it with a model.
+    """
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.util import cos_sim
+
+    return InformationRetrievalEvaluator(
+        queries=inputs.queries,
+        corpus=inputs.corpus,
+        relevant_docs=inputs.relevant_docs,
+        name=name,
+        score_functions={"cosine": cos_sim},
+        accuracy_at_k=list(ACCURACY_AT_K),
+        precision_recall_at_k=list(ACCURACY_AT_K),
+        ndcg_at_k=[NDCG_AT_K],
+        mrr_at_k=[MRR_AT_K],
+        map_at_k=[MAP_AT_K],
+        batch_size=batch_size,
+        show_progress_bar=show_progress_bar,
+        write_predictions=True,
+    )
+
+
+def score_rankings(rankings: dict[str, list[str]], relevant_docs: dict[str, set[str]]) -> pd.DataFrame:
+    """Score each query's ranked document ids with the evaluator's formulas.
+
+    Args:
+        rankings: Query id -> document ids, best first (at least the top ``MAP_AT_K`` where available).
+        relevant_docs: Query id -> ids of its relevant documents.
+
+    Returns:
+        One row per query (index: query id) with the columns of :data:`PER_QUERY_METRICS`, plus
+        ``rank`` (1-based rank of the first relevant document, NaN if not in the ranking) and
+        ``top_ids`` (the first 10 ids).
+    """
+    rows = {}
+    for qid, ranked in rankings.items():
+        relevant = relevant_docs[qid]
+        hits = np.array([doc in relevant for doc in ranked], dtype=float)
+        first = int(np.argmax(hits)) + 1 if hits.any() else math.nan
+        discounts = 1.0 / np.log2(np.arange(2, NDCG_AT_K + 2))
+        ideal = discounts[: min(len(relevant), NDCG_AT_K)].sum()
+        top_map = hits[:MAP_AT_K]
+        precision_at_hits = np.cumsum(top_map) / np.arange(1, len(top_map) + 1)
+        row = {f"accuracy@{k}": float(hits[:k].any()) for k in ACCURACY_AT_K}
+        row[f"recall@{NDCG_AT_K}"] = hits[:NDCG_AT_K].sum() / len(relevant)
+        row[f"mrr@{MRR_AT_K}"] = 1.0 / first if first <= MRR_AT_K else 0.0
+        row[f"ndcg@{NDCG_AT_K}"] = float((hits[:NDCG_AT_K] * discounts[: len(hits[:NDCG_AT_K])]).sum() / ideal)
+        row[f"map@{MAP_AT_K}"] = float((precision_at_hits * top_map).sum() / min(MAP_AT_K, len(relevant)))
+        row["rank"] = first
+        row["top_ids"] = list(ranked[:10])
+        rows[qid] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def read_rankings(path: str | Path) -> dict[str, list[str]]:
+    """Read the evaluator's predictions JSONL into query id -> ranked document ids.
+
+    Args:
+        path: A ``*_predictions_*.jsonl`` file written by ``InformationRetrievalEvaluator``.
+
+    Returns:
+        Query id -> document ids, best first (ties broken by id, as the evaluator does).
+    """
+    rankings = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            hits = sorted(record["results"], key=lambda hit: (-hit["score"], hit["corpus_id"]))
+            rankings[record["query_id"]] = [hit["corpus_id"] for hit in hits]
+    return rankings
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """What :func:`evaluate_retrieval` returns.
+
+    Attributes:
+        metrics: The evaluator's aggregate metrics, e.g. ``{"test_cosine_ndcg@10": 0.81, ...}``.
+        per_query: One row per query, from :func:`score_rankings`.
+    """
+
+    metrics: dict[str, float]
+    per_query: pd.DataFrame
+
+
+def evaluate_retrieval(
+    model: SentenceTransformer, evaluator: InformationRetrievalEvaluator, output_dir: str | Path
+) -> RetrievalResult:
+    """Run the evaluator on a model and also score each query from the rankings it wrote.
+
+    Args:
+        model: The model to evaluate.
+        evaluator: From :func:`build_ir_evaluator` (it must write predictions).
+        output_dir: Folder for the evaluator's CSV and predictions files.
+
+    Returns:
+        A :class:`RetrievalResult`; the per-query means equal the aggregate metrics.
+    """
+    output_dir = Path(output_dir)
+    metrics = {key: float(value) for key, value in evaluator(model, output_path=str(output_dir)).items()}
+    predictions = output_dir / evaluator.predictions_file.replace(".jsonl", "_cosine.jsonl")
+    rankings = read_rankings(predictions)
+    return RetrievalResult(metrics, score_rankings(rankings, evaluator.relevant_docs))
+
+
+def headline_metrics(metrics: dict[str, float], name: str) -> dict[str, float]:
+    """Strip the ``<name>_cosine_`` prefix and keep the metrics in :data:`PER_QUERY_METRICS`.
+
+    Args:
+        metrics: The evaluator's output.
+        name: The evaluator's name (``"test"``).
+
+    Returns:
+        E.g. ``{"ndcg@10": 0.81, "accuracy@1": 0.70, ...}``.
+    """
+    prefix = f"{name}_cosine_"
+    return {metric: metrics[prefix + metric] for metric in PER_QUERY_METRICS if prefix + metric in metrics}

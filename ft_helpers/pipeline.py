@@ -1,0 +1,150 @@
+"""The notebook's steps as one function, for the command line and the benchmarks.
+
+Keep this in step with ``embedding_finetuning_rag_demo.ipynb``: the same calls in the same order, so
+that both give the same results on the same input (``tests/test_notebook.py`` checks this).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .data import load_qa_pairs
+from .evaluation import PER_QUERY_METRICS, build_ir_evaluator, build_ir_inputs, evaluate_retrieval
+from .report import HEADLINE_METRICS, build_comparison_table, plot_comparison, plot_training_curve, save_results
+from .split import report_leakage, split_qa_pairs
+from .stats import compare_per_query
+from .training import build_training_dataset, check_batch_size, collect_environment, detect_hardware, load_base_model
+
+
+def run_pipeline(config: RunConfig, log: Any = print) -> dict[str, Any]:
+    """Load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
+
+    Args:
+        config: The run's parameters.
+        log: Called with progress messages (``print`` by default).
+
+    Returns:
+        The content of ``results.json``: ``baseline``, ``finetuned``, ``comparison``, ``split``,
+        ``evaluation`` and ``run``.
+    """
+    import matplotlib.pyplot as plt
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    output_dir = Path(config.output_dir)
+    hardware = detect_hardware()
+    log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
+
+    # 1. Data and splits
+    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
+    leakage = report_leakage(splits, config.group_column)
+    log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
+
+    # 2. Evaluator inputs: retrieve from every context in the data
+    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
+    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    test_evaluator = build_ir_evaluator(test_inputs, name="test", batch_size=config.eval_batch_size)
+    validation_evaluator = build_ir_evaluator(validation_inputs, name="validation", batch_size=config.eval_batch_size)
+
+    # 3. Base model and its baseline
+    model = load_base_model(config.base_model, device=hardware.device)
+    baseline = evaluate_retrieval(model, test_evaluator, output_dir / "eval" / "baseline")
+    log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
+
+    # 4. Loss, training data and arguments (the same settings as the notebook)
+    train_dataset = build_training_dataset(splits["train"], config.max_train_samples, seed=config.seed)
+    check_batch_size(len(train_dataset), config.train_batch_size)
+    loss = MultipleNegativesRankingLoss(model)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_validation_cosine_ndcg@10",
+        greater_is_better=True,
+        fp16=hardware.fp16,
+        bf16=hardware.bf16,
+        optim=hardware.optim,
+        dataloader_pin_memory=hardware.pin_memory,
+        logging_steps=10,
+        seed=config.seed,
+        report_to="none",
+    )
+
+    # 5. Train
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        loss=loss,
+        evaluator=validation_evaluator,
+    )
+    started = time.perf_counter()
+    trainer.train()
+    training_seconds = time.perf_counter() - started
+    log(f"training took {training_seconds:.0f} s")
+
+    # 6. Save, evaluate the fine-tuned model, compare
+    model_dir = output_dir / "model"
+    trainer.model.save(str(model_dir))
+    finetuned = evaluate_retrieval(trainer.model, test_evaluator, output_dir / "eval" / "finetuned")
+    comparison = compare_per_query(
+        baseline.per_query,
+        finetuned.per_query,
+        HEADLINE_METRICS,
+        n_resamples=config.bootstrap_resamples,
+        seed=config.seed,
+    )
+    log(build_comparison_table(comparison).to_string())
+    baseline.per_query.to_csv(output_dir / "eval" / "baseline" / "per_query.csv")
+    finetuned.per_query.to_csv(output_dir / "eval" / "finetuned" / "per_query.csv")
+    for figure in (
+        plot_comparison(comparison, output_dir / "comparison.png", title="Test set, fine-tuned vs baseline"),
+        plot_training_curve(trainer.state.log_history, "eval_validation_cosine_ndcg@10", output_dir / "training.png"),
+    ):
+        plt.close(figure)
+
+    results = {
+        "baseline": baseline.metrics,
+        "finetuned": finetuned.metrics,
+        "comparison": comparison,
+        "split": {
+            "strategy": config.split,
+            "group_column": config.group_column,
+            "sizes": {name: len(frame) for name, frame in splits.items()},
+            "leakage": leakage.to_dict(orient="index"),
+        },
+        "evaluation": {
+            "test": test_inputs.summary(),
+            "validation": validation_inputs.summary(),
+            "per_query_metrics": list(PER_QUERY_METRICS),
+        },
+        "run": {
+            "parameters": config.as_dict(),
+            "packages": collect_environment(),
+            "hardware": hardware.as_dict(),
+            "training_rows": len(train_dataset),
+            "training_steps": trainer.state.global_step,
+            "training_seconds": round(training_seconds, 1),
+            "best_checkpoint_metric": trainer.state.best_metric,
+            "model_dir": str(model_dir),
+        },
+    }
+    save_results(output_dir / "results.json", **results)
+    return results

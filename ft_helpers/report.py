@@ -1,0 +1,213 @@
+"""Present the results: comparison table, plots, rank changes, and ``results.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: Metrics shown in the comparison table and plot, in this order.
+HEADLINE_METRICS = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "accuracy@3", "accuracy@5", "accuracy@10")
+
+
+def build_comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Format a :func:`~ft_helpers.stats.compare_per_query` result for reading.
+
+    Args:
+        comparison: Columns ``metric, baseline, finetuned, delta, ci_low, ci_high, p_value``.
+
+    Returns:
+        Indexed by metric, with columns ``baseline``, ``fine-tuned``, ``delta``, ``95% CI``,
+        ``improvement %`` and ``p-value``; numbers rounded to 4 places.
+    """
+    table = pd.DataFrame(
+        {
+            "baseline": comparison["baseline"].round(4).to_numpy(),
+            "fine-tuned": comparison["finetuned"].round(4).to_numpy(),
+            "delta": comparison["delta"].round(4).to_numpy(),
+            "95% CI": [
+                f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(comparison["ci_low"], comparison["ci_high"], strict=True)
+            ],
+            "improvement %": (100 * comparison["delta"] / comparison["baseline"]).round(2).to_numpy(),
+            "p-value": comparison["p_value"].map(lambda p: f"{p:.4f}" if p >= 1e-4 else "<0.0001").to_numpy(),
+        },
+        index=pd.Index(comparison["metric"], name="metric"),
+    )
+    return table
+
+
+def plot_comparison(comparison: pd.DataFrame, path: str | Path | None = None, title: str = "") -> Figure:
+    """Plot baseline vs fine-tuned per metric, and the difference with its confidence interval.
+
+    Args:
+        comparison: Output of :func:`~ft_helpers.stats.compare_per_query`.
+        path: Where to save the figure as PNG (None: do not save).
+        title: Figure title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = comparison["metric"].tolist()
+    y = np.arange(len(labels))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.55 * len(labels) + 1.6), sharey=True)
+    left.barh(y - 0.2, comparison["baseline"], height=0.4, label="baseline", color="#9aa5b1")
+    left.barh(y + 0.2, comparison["finetuned"], height=0.4, label="fine-tuned", color="#2b6cb0")
+    left.set_yticks(y, labels)
+    left.invert_yaxis()
+    left.set_xlim(0, 1)
+    left.set_xlabel("score on the test set")
+    left.legend(loc="lower right")
+    for row, (delta, low, high) in enumerate(comparison[["delta", "ci_low", "ci_high"]].to_numpy()):
+        # green: the whole interval is above zero; red: below zero; grey: it straddles zero
+        color = "#2f855a" if low > 0 else "#c53030" if high < 0 else "#718096"
+        right.errorbar(delta, row, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set_xlabel("fine-tuned − baseline (95% bootstrap CI)")
+    for axis in (left, right):
+        axis.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def plot_training_curve(log_history: list[dict[str, Any]], metric: str, path: str | Path | None = None) -> Figure:
+    """Plot training loss by step and a validation metric by epoch from ``trainer.state.log_history``.
+
+    Args:
+        log_history: The trainer's log history.
+        metric: The validation key to plot, e.g. ``"eval_validation_cosine_ndcg@10"``.
+        path: Where to save the figure as PNG (None: do not save).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    losses = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    evals = [(entry["epoch"], entry[metric]) for entry in log_history if metric in entry]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
+    if losses:
+        left.plot(*zip(*losses, strict=True), color="#2b6cb0")
+    left.set(xlabel="step", ylabel="training loss", title="MultipleNegativesRankingLoss")
+    if evals:
+        right.plot(*zip(*evals, strict=True), marker="o", color="#2f855a")
+    right.set(xlabel="epoch", ylabel=metric.removeprefix("eval_"), title="validation")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def find_rank_changes(baseline: pd.DataFrame, finetuned: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """Pick the queries whose right document moved most, up and down, between the two models.
+
+    A document missing from the top-100 ranking counts as rank 101.
+
+    Args:
+        baseline: Per-query table of the base model (``rank`` and ``top_ids`` columns).
+        finetuned: Per-query table of the fine-tuned model, same queries.
+        n: How many queries to pick in each direction.
+
+    Returns:
+        Up to ``2 * n`` rows (index: query id) with ``rank_before``, ``rank_after``, ``change``
+        (positive: moved up) and ``direction``; only queries whose rank changed.
+    """
+    before = baseline["rank"].fillna(101).astype(int)
+    after = finetuned.loc[baseline.index, "rank"].fillna(101).astype(int)
+    moves = pd.DataFrame({"rank_before": before, "rank_after": after, "change": before - after})
+    improved = moves[moves["change"] > 0].sort_values("change", ascending=False, kind="stable").head(n)
+    worsened = moves[moves["change"] < 0].sort_values("change", kind="stable").head(n)
+    return pd.concat([improved.assign(direction="improved"), worsened.assign(direction="worsened")])
+
+
+def format_rank_change(
+    query_id: str,
+    moves: pd.DataFrame,
+    baseline: pd.DataFrame,
+    finetuned: pd.DataFrame,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    relevant_docs: dict[str, set[str]],
+    top_k: int = 3,
+    width: int = 110,
+) -> str:
+    """Describe one query's top documents before and after fine-tuning, marking the right ones.
+
+    Args:
+        query_id: A query id from ``moves``.
+        moves: Output of :func:`find_rank_changes`.
+        baseline: Per-query table of the base model.
+        finetuned: Per-query table of the fine-tuned model.
+        queries: Query id -> question.
+        corpus: Document id -> context.
+        relevant_docs: Query id -> relevant document ids.
+        top_k: Documents to show per model.
+        width: Characters of each context to show.
+
+    Returns:
+        A few lines of text; ``✔`` marks a relevant document.
+    """
+
+    def shorten(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    def show_rank(rank: int) -> str:
+        return str(rank) if rank <= 100 else ">100"
+
+    move = moves.loc[query_id]
+    lines = [
+        f"Q: {queries[query_id]}",
+        f"   rank of the right context: {show_rank(move['rank_before'])} -> {show_rank(move['rank_after'])}",
+    ]
+    for label, table in (("before", baseline), ("after ", finetuned)):
+        for position, doc in enumerate(table.loc[query_id, "top_ids"][:top_k], start=1):
+            mark = "✔" if doc in relevant_docs[query_id] else " "
+            lines.append(f"   {label} {position}. {mark} {shorten(corpus[doc])}")
+    return "\n".join(lines)
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return _to_jsonable(value.to_dict(orient="records"))
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def save_results(path: str | Path, **sections: Any) -> Path:
+    """Write the run's results as JSON (DataFrames become lists of records, NaN becomes null).
+
+    Args:
+        path: Output file, e.g. ``OUTPUT_DIR / "results.json"``; parent folders are created.
+        **sections: Top-level keys, e.g. ``baseline=..., finetuned=..., comparison=..., split=..., run=...``.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_to_jsonable(sections), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,234 @@
+"""Split question/context pairs into train/validation/test, and count what the splits share."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from .data import QADataError, normalize_text
+
+#: The three split names, in the order they are built and reported.
+SPLIT_NAMES = ("train", "validation", "test")
+#: Strategies accepted by :func:`split_qa_pairs`.
+SPLIT_STRATEGIES = ("grouped", "reference")
+#: Fewest rows that can still give every split at least one row.
+MIN_ROWS = 10
+
+
+def _check_sizes(n_rows: int, test_size: float, validation_size: float) -> None:
+    for name, value in (("test_size", test_size), ("validation_size", validation_size)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be a fraction between 0 and 1, got {value!r}.")
+    if n_rows < MIN_ROWS:
+        raise QADataError(
+            f"Too few rows to split: got {n_rows}, need at least {MIN_ROWS} "
+            "so that train, validation and test each get some."
+        )
+
+
+def split_reference(
+    pairs: pd.DataFrame,
+    test_size: float = 0.1,
+    validation_size: float = 0.1,
+    seed: int = 42,
+    n_source_rows: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Reproduce the reference notebook's split: two seeded ``Dataset.train_test_split`` calls.
+
+    The first call holds out ``test_size`` of all rows as test; the second holds out ``validation_size``
+    of the rest as validation (0.1 and 0.1 give 81/9/10). The shuffles run over the source's row numbers
+    (the index that :func:`~ft_helpers.data.load_qa_pairs` keeps), so rows dropped as empty are simply
+    missing and every other row lands where the reference put it. Identical contexts or questions may
+    land in several splits.
+
+    Args:
+        pairs: Rows from :func:`~ft_helpers.data.load_qa_pairs`, indexed by source row number.
+        test_size: Fraction of all rows for test.
+        validation_size: Fraction of the remaining rows for validation.
+        seed: Seed of both shuffles (the reference used 42).
+        n_source_rows: Rows in the source before any were dropped (default: highest index + 1).
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}``, each in the reference's shuffled order.
+    """
+    _check_sizes(len(pairs), test_size, validation_size)
+    if not pd.api.types.is_integer_dtype(pairs.index) or pairs.index.min() < 0:
+        raise ValueError("split_reference needs the source row numbers as index (as load_qa_pairs returns).")
+    n_source = int(pairs.index.max()) + 1 if n_source_rows is None else n_source_rows
+
+    def train_test(rows: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+        # Same arithmetic as datasets.Dataset.train_test_split(test_size=size, seed=seed).
+        n_test = math.ceil(size * len(rows))
+        order = np.random.default_rng(seed).permutation(len(rows))
+        return rows[order[n_test:]], rows[order[:n_test]]
+
+    rest, test = train_test(np.arange(n_source), test_size)
+    train, validation = train_test(rest, validation_size)
+    present = pairs.index
+    return {
+        name: pairs.loc[rows[np.isin(rows, present)]]
+        for name, rows in (("train", train), ("validation", validation), ("test", test))
+    }
+
+
+def find_linked_groups(pairs: pd.DataFrame, group_column: str | None = None) -> np.ndarray:
+    """Label rows that must stay together: same context, same question, or same ``group_column`` value.
+
+    Texts are compared after whitespace normalisation. Links are transitive (a connected component).
+
+    Args:
+        pairs: Rows with ``question`` and ``context`` columns.
+        group_column: Optional extra column whose equal values must also stay together (e.g. ``"ticker"``).
+
+    Returns:
+        One integer label per row; rows with the same label must share a split.
+    """
+    parent = np.arange(len(pairs))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    keys = [pairs["context"].map(normalize_text), pairs["question"].map(normalize_text)]
+    if group_column is not None:
+        if group_column not in pairs.columns:
+            raise QADataError(
+                f"Group column {group_column!r} not found. Available columns: {', '.join(map(str, pairs.columns))}."
+            )
+        if pairs[group_column].isna().any():
+            raise QADataError(f"Group column {group_column!r} has missing values; fill or drop them first.")
+        keys.append(pairs[group_column].astype(str))
+    for key in keys:
+        first_row: dict[str, int] = {}
+        for row, value in enumerate(key):
+            if value in first_row:
+                a, b = find(row), find(first_row[value])
+                if a != b:
+                    parent[a] = b
+            else:
+                first_row[value] = row
+    return np.array([find(i) for i in range(len(pairs))])
+
+
+def split_grouped(
+    pairs: pd.DataFrame,
+    test_size: float = 0.1,
+    validation_size: float = 0.1,
+    seed: int = 42,
+    group_column: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Split so that no context and no question appears in more than one split.
+
+    Rows linked by a shared context or question (see :func:`find_linked_groups`) move as one group.
+    Groups are shuffled with ``seed`` and poured into test, then validation, until each is full; a group
+    that would overflow them goes to train. Sizes stay close to the requested fractions.
+
+    Args:
+        pairs: Rows from :func:`~ft_helpers.data.load_qa_pairs`.
+        test_size: Target fraction of all rows for test.
+        validation_size: Target fraction of the non-test rows for validation.
+        seed: Seed of the group shuffle.
+        group_column: Optional column to hold out whole, e.g. ``"ticker"`` for unseen companies in test.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}``, each in the original row order.
+
+    Raises:
+        QADataError: The rows form too few independent groups to fill all three splits.
+    """
+    _check_sizes(len(pairs), test_size, validation_size)
+    labels = find_linked_groups(pairs, group_column)
+    group_ids, sizes = np.unique(labels, return_counts=True)
+    targets = {"test": math.ceil(test_size * len(pairs))}
+    targets["validation"] = math.ceil(validation_size * (len(pairs) - targets["test"]))
+    filled = {"test": 0, "validation": 0}
+    assignment: dict[int, str] = {}
+    for i in np.random.default_rng(seed).permutation(len(group_ids)):
+        split = "train"
+        for candidate in ("test", "validation"):
+            if filled[candidate] + sizes[i] <= targets[candidate]:
+                split = candidate
+                filled[candidate] += sizes[i]
+                break
+        assignment[int(group_ids[i])] = split
+
+    which = np.array([assignment[int(label)] for label in labels])
+    splits = {name: pairs[which == name] for name in SPLIT_NAMES}
+    empty = [name for name, frame in splits.items() if len(frame) == 0]
+    if empty:
+        by = "shared contexts/questions" + (f" and {group_column!r}" if group_column else "")
+        raise QADataError(
+            f"Cannot make a grouped split: {', '.join(empty)} would be empty. The {len(pairs)} rows form "
+            f"{len(group_ids)} groups linked by {by}; the largest holds {sizes.max()} rows. "
+            "Use more distinct data, a coarser group column, or SPLIT='reference'."
+        )
+    return splits
+
+
+def split_qa_pairs(
+    pairs: pd.DataFrame,
+    strategy: str = "grouped",
+    test_size: float = 0.1,
+    validation_size: float = 0.1,
+    seed: int = 42,
+    group_column: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Split pairs with the named strategy: ``"grouped"`` (leakage-free) or ``"reference"``.
+
+    Args:
+        pairs: Rows from :func:`~ft_helpers.data.load_qa_pairs`.
+        strategy: ``"grouped"`` (:func:`split_grouped`) or ``"reference"`` (:func:`split_reference`).
+        test_size: Fraction of all rows for test.
+        validation_size: Fraction of the non-test rows for validation.
+        seed: Shuffle seed.
+        group_column: Only for ``"grouped"``: a column to hold out whole.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}``.
+    """
+    if strategy == "grouped":
+        return split_grouped(pairs, test_size, validation_size, seed, group_column)
+    if strategy == "reference":
+        if group_column is not None:
+            raise ValueError("group_column only applies to the 'grouped' split.")
+        return split_reference(pairs, test_size, validation_size, seed)
+    raise ValueError(f"Unknown split strategy {strategy!r}; choose one of {', '.join(SPLIT_STRATEGIES)}.")
+
+
+def report_leakage(splits: dict[str, pd.DataFrame], group_column: str | None = None) -> pd.DataFrame:
+    """Count what each pair of splits shares: distinct contexts, questions (and groups), and affected rows.
+
+    Texts are compared after whitespace normalisation.
+
+    Args:
+        splits: Output of a split function, e.g. ``{"train": ..., "validation": ..., "test": ...}``.
+        group_column: Also count shared values of this column, when given.
+
+    Returns:
+        One row per pair of splits (``"train & test"``, ...) with columns ``shared_contexts`` and
+        ``shared_questions`` (distinct texts found in both), ``shared_<group_column>`` when given, and
+        ``affected_rows``: rows of the second split that share any of these with the first.
+        All zeros means no leakage.
+    """
+    columns = {"shared_contexts": "context", "shared_questions": "question"}
+    if group_column is not None:
+        columns[f"shared_{group_column}"] = group_column
+    keys = {
+        name: {label: frame[col].map(normalize_text) for label, col in columns.items()}
+        for name, frame in splits.items()
+    }
+    rows = {}
+    for a, b in combinations(list(splits), 2):
+        row, affected = {}, np.zeros(len(splits[b]), dtype=bool)
+        for label in columns:
+            seen = set(keys[a][label])
+            row[label] = len(seen & set(keys[b][label]))
+            affected |= keys[b][label].isin(seen).to_numpy()
+        row["affected_rows"] = int(affected.sum())
+        rows[f"{a} & {b}"] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,170 @@
+"""Pieces around training: hardware settings, loading the base model, the training dataset."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+#: Packages whose versions are printed and stored with each run.
+REPORTED_PACKAGES = (
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "pandas",
+    "numpy",
+    "scipy",
+)
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """Device and numeric settings chosen for the machine at hand.
+
+    Attributes:
+        device: ``"cuda"``, ``"mps"`` or ``"cpu"``.
+        device_name: Human-readable name (the GPU's name on CUDA).
+        precision: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+        fp16: Pass to ``fp16=`` of the training arguments.
+        bf16: Pass to ``bf16=`` of the training arguments.
+        pin_memory: Pass to ``dataloader_pin_memory=`` (only helps, and only works, with CUDA).
+        optim: Optimizer name for the training arguments.
+    """
+
+    device: str
+    device_name: str
+    precision: str
+    fp16: bool
+    bf16: bool
+    pin_memory: bool
+    optim: str
+
+    def as_dict(self) -> dict[str, str | bool]:
+        """Return the settings as a plain dict (for ``results.json``)."""
+        return asdict(self)
+
+
+def detect_hardware() -> HardwareSettings:
+    """Pick device, mixed precision and optimizer for this machine.
+
+    * CUDA with native bf16 (Ampere or newer: A100, L4, H100): bf16, fused AdamW.
+    * Older CUDA (T4, V100): fp16, fused AdamW. bf16 would be emulated, slowly.
+    * Apple MPS or CPU: fp32 (fp16 is ignored on CPU and bf16 raises), plain AdamW, no pinned memory.
+
+    Returns:
+        A :class:`HardwareSettings`.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return HardwareSettings("cuda", name, "bf16", False, True, True, "adamw_torch_fused")
+        return HardwareSettings("cuda", name, "fp16", True, False, True, "adamw_torch_fused")
+    if torch.backends.mps.is_available():
+        return HardwareSettings("mps", "Apple MPS", "fp32", False, False, False, "adamw_torch")
+    return HardwareSettings(
+        "cpu", platform.processor() or platform.machine() or "CPU", "fp32", False, False, False, "adamw_torch"
+    )
+
+
+def collect_environment() -> dict[str, str]:
+    """Return Python and package versions (``"not installed"`` where missing).
+
+    Returns:
+        Package name -> version, with ``"python"`` first.
+    """
+    versions = {"python": platform.python_version()}
+    for package in REPORTED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def load_base_model(name_or_path: str | Path, device: str | None = None) -> SentenceTransformer:
+    """Load a sentence-transformers model from a Hub id or a local folder, with a clear error if that fails.
+
+    Args:
+        name_or_path: Hub id (``"sentence-transformers/all-MiniLM-L6-v2"``) or a folder saved with
+            ``model.save(...)`` / downloaded from the Hub.
+        device: ``"cuda"``, ``"cpu"``, ... or None to let sentence-transformers choose.
+
+    Returns:
+        The model.
+
+    Raises:
+        OSError: The model could not be loaded; the message says how to use a local folder instead.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    looks_local = Path(name_or_path).expanduser().exists() or str(name_or_path).startswith((".", "/", "~"))
+    if looks_local and not Path(name_or_path).expanduser().is_dir():
+        raise OSError(f"Model folder not found: {str(name_or_path)!r} (working directory: {Path.cwd()}).")
+    try:
+        return SentenceTransformer(
+            str(Path(name_or_path).expanduser()) if looks_local else str(name_or_path), device=device
+        )
+    except Exception as err:  # network errors, missing repos, broken folders
+        hint = (
+            "Check that the folder holds a saved sentence-transformers model (modules.json, config.json, weights)."
+            if looks_local
+            else "If the Hugging Face Hub is unreachable, download the model once elsewhere "
+            "(SentenceTransformer(name).save('models/base')) and set BASE_MODEL to that local folder."
+        )
+        raise OSError(f"Could not load model {str(name_or_path)!r}: {type(err).__name__}: {err}\n{hint}") from None
+
+
+def check_batch_size(n_train_rows: int, batch_size: int) -> None:
+    """Fail early when the training split cannot fill one batch.
+
+    MultipleNegativesRankingLoss uses the other rows of a batch as negatives, so a batch needs at least
+    two rows and the training split needs at least one full batch.
+
+    Args:
+        n_train_rows: Rows in the training split.
+        batch_size: Per-device training batch size.
+
+    Raises:
+        ValueError: The batch size is below 2 or larger than the training split.
+    """
+    if batch_size < 2:
+        raise ValueError(f"TRAIN_BATCH_SIZE must be at least 2 (in-batch negatives), got {batch_size}.")
+    if n_train_rows < batch_size:
+        raise ValueError(
+            f"The training split has {n_train_rows} rows, fewer than one batch of {batch_size}. "
+            f"Use more data or set TRAIN_BATCH_SIZE to at most {max(n_train_rows, 2)}."
+        )
+
+
+def build_training_dataset(train_pairs: pd.DataFrame, max_samples: int | None = None, seed: int = 42) -> Dataset:
+    """Make the (anchor, positive) dataset that MultipleNegativesRankingLoss trains on.
+
+    Args:
+        train_pairs: The training split (``question`` and ``context`` columns).
+        max_samples: Keep a seeded random subset of this many rows (None: all), for quick runs.
+        seed: Seed of the subset.
+
+    Returns:
+        A ``datasets.Dataset`` with columns ``anchor`` (question) and ``positive`` (context).
+    """
+    from datasets import Dataset
+
+    if max_samples is not None:
+        if max_samples < 1:
+            raise ValueError(f"MAX_TRAIN_SAMPLES must be positive or None, got {max_samples}.")
+        if max_samples < len(train_pairs):
+            train_pairs = train_pairs.sample(n=max_samples, random_state=seed)
+    frame = pd.DataFrame({"anchor": train_pairs["question"].to_list(), "positive": train_pairs["context"].to_list()})
+    return Dataset.from_pandas(frame, preserve_index=False)
