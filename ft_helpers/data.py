@@ -9,6 +9,8 @@ import pandas as pd
 
 #: File types that :func:`load_qa_pairs` reads, by suffix.
 SUPPORTED_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+#: Suffixes that mark a local file we cannot read (so it is not mistaken for a Hub id).
+OTHER_FILE_SUFFIXES = (".txt", ".tsv", ".xls", ".xlsx", ".zip", ".gz", ".arrow", ".pkl")
 
 
 class QADataError(ValueError):
@@ -146,6 +148,7 @@ def validate_qa_pairs(
     out = out.drop(index=sorted(set(dropped)))
     if len(out) == 0:
         raise QADataError("No rows left after dropping rows with an empty question or context.")
+    out.attrs["source_rows"] = len(frame)  # lets split_reference shuffle exactly as over the source
     out["question"] = out["question"].astype(str)
     out["context"] = out["context"].astype(str)
     return out
@@ -178,6 +181,10 @@ def load_qa_pairs(
         frame = source
     else:
         path = Path(source).expanduser()
-        looks_local = path.exists() or path.suffix.lower() in SUPPORTED_SUFFIXES or str(source).startswith((".", "/"))
+        looks_local = (
+            path.exists()
+            or path.suffix.lower() in (*SUPPORTED_SUFFIXES, *OTHER_FILE_SUFFIXES)
+            or str(source).startswith((".", "/", "~"))
+        )
         frame = read_table(path) if looks_local else load_hub_dataset(str(source), split=hub_split)
     return validate_qa_pairs(frame, question_column, context_column, drop_empty=drop_empty)

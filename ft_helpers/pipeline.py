@@ -82,7 +82,7 @@ def run_pipeline(config: RunConfig, log: Any = print) -> dict[str, Any]:
         bf16=hardware.bf16,
         optim=hardware.optim,
         dataloader_pin_memory=hardware.pin_memory,
-        logging_steps=10,
+        logging_steps=0.02,
         seed=config.seed,
         report_to="none",
     )

@@ -69,7 +69,8 @@ def plot_comparison(comparison: pd.DataFrame, path: str | Path | None = None, ti
     for row, (delta, low, high) in enumerate(comparison[["delta", "ci_low", "ci_high"]].to_numpy()):
         # green: the whole interval is above zero; red: below zero; grey: it straddles zero
         color = "#2f855a" if low > 0 else "#c53030" if high < 0 else "#718096"
-        right.errorbar(delta, row, xerr=[[delta - low], [high - delta]], fmt="o", color=color, capsize=4)
+        xerr = [[max(delta - low, 0.0)], [max(high - delta, 0.0)]]  # clamp float round-off
+        right.errorbar(delta, row, xerr=xerr, fmt="o", color=color, capsize=4)
     right.axvline(0, color="black", linewidth=0.8)
     right.set_xlabel("fine-tuned − baseline (95% bootstrap CI)")
     for axis in (left, right):
@@ -188,9 +189,13 @@ def _to_jsonable(value: Any) -> Any:
         return [_to_jsonable(v) for v in value]
     if isinstance(value, pd.DataFrame):
         return _to_jsonable(value.to_dict(orient="records"))
+    if isinstance(value, pd.Series):
+        return _to_jsonable(value.to_dict())
+    if isinstance(value, np.ndarray):
+        return _to_jsonable(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
         return str(value)
@@ -198,7 +203,7 @@ def _to_jsonable(value: Any) -> Any:
 
 
 def save_results(path: str | Path, **sections: Any) -> Path:
-    """Write the run's results as JSON (DataFrames become lists of records, NaN becomes null).
+    """Write the run's results as JSON (DataFrames become lists of records, NaN and infinity become null).
 
     Args:
         path: Output file, e.g. ``OUTPUT_DIR / "results.json"``; parent folders are created.

@@ -49,7 +49,8 @@ def split_reference(
         test_size: Fraction of all rows for test.
         validation_size: Fraction of the remaining rows for validation.
         seed: Seed of both shuffles (the reference used 42).
-        n_source_rows: Rows in the source before any were dropped (default: highest index + 1).
+        n_source_rows: Rows in the source before any were dropped (default: the count that
+            :func:`~ft_helpers.data.load_qa_pairs` recorded in ``pairs.attrs``, else highest index + 1).
 
     Returns:
         ``{"train": ..., "validation": ..., "test": ...}``, each in the reference's shuffled order.
@@ -57,7 +58,10 @@ def split_reference(
     _check_sizes(len(pairs), test_size, validation_size)
     if not pd.api.types.is_integer_dtype(pairs.index) or pairs.index.min() < 0:
         raise ValueError("split_reference needs the source row numbers as index (as load_qa_pairs returns).")
-    n_source = int(pairs.index.max()) + 1 if n_source_rows is None else n_source_rows
+    if n_source_rows is None:
+        n_source_rows = int(pairs.attrs.get("source_rows", pairs.index.max() + 1))
+    if n_source_rows <= pairs.index.max():
+        raise ValueError(f"n_source_rows={n_source_rows} is not above the highest row number {pairs.index.max()}.")
 
     def train_test(rows: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
         # Same arithmetic as datasets.Dataset.train_test_split(test_size=size, seed=seed).
@@ -65,7 +69,7 @@ def split_reference(
         order = np.random.default_rng(seed).permutation(len(rows))
         return rows[order[n_test:]], rows[order[:n_test]]
 
-    rest, test = train_test(np.arange(n_source), test_size)
+    rest, test = train_test(np.arange(n_source_rows), test_size)
     train, validation = train_test(rest, validation_size)
     present = pairs.index
     return {
@@ -102,7 +106,7 @@ def find_linked_groups(pairs: pd.DataFrame, group_column: str | None = None) -> 
             )
         if pairs[group_column].isna().any():
             raise QADataError(f"Group column {group_column!r} has missing values; fill or drop them first.")
-        keys.append(pairs[group_column].astype(str))
+        keys.append(pairs[group_column].astype(str).map(normalize_text))
     for key in keys:
         first_row: dict[str, int] = {}
         for row, value in enumerate(key):

@@ -45,7 +45,7 @@ def paired_bootstrap_ci(
     """
     diff = _paired_differences(baseline, finetuned)
     if np.all(diff == diff[0]):  # no spread: every resample has the same mean
-        return float(diff[0]), float(diff[0])
+        return float(diff.mean()), float(diff.mean())
     result = stats.bootstrap(
         (diff,),
         np.mean,

