@@ -47,6 +47,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=RunConfig.epochs)
     parser.add_argument("--max-train-samples", type=int, default=None)
     parser.add_argument("--name", default=None, help="results file name (default: full_<split>)")
+    parser.add_argument(
+        "--from-results",
+        default=None,
+        help="skip training: take an earlier run's results.json (e.g. the notebook's), add the other corpus mode",
+    )
     args = parser.parse_args()
 
     name = args.name or f"full_{args.split}"
@@ -59,7 +64,12 @@ def main() -> None:
         max_train_samples=args.max_train_samples,
     )
     started = time.perf_counter()
-    results = run_pipeline(config)
+    if args.from_results:
+        results = json.loads(Path(args.from_results).read_text(encoding="utf-8"))
+        config = RunConfig(**results["run"]["parameters"])
+        config.dataset, config.base_model = args.dataset, args.base_model  # paths as seen from here
+    else:
+        results = run_pipeline(config)
 
     # The same two models, scored with the other corpus mode, to show what deduplication changes.
     pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
@@ -87,7 +97,9 @@ def main() -> None:
         benchmark={
             "name": name,
             "machine": f"{platform.machine()} CPU, {platform.processor() or 'unknown processor'}",
-            "total_seconds": round(time.perf_counter() - started, 1),
+            # with --from-results this run only re-scored an earlier one: its training time is in run
+            ("rescore_seconds" if args.from_results else "total_seconds"): round(time.perf_counter() - started, 1),
+            "from_results": args.from_results,
         },
         corpus_modes={
             mode: {

@@ -1,0 +1,103 @@
+"""The command line, the pipeline on the hand-written fixture with a tiny model, and packaging metadata."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_DATA, ROOT
+
+from ft_helpers import QADataError, RunConfig
+from ft_helpers.cli import build_parser
+from ft_helpers.pipeline import run_pipeline
+
+
+def test_cli_defaults_are_the_run_config_defaults():
+    assert RunConfig(**vars(build_parser().parse_args([]))) == RunConfig()
+
+
+def test_cli_parses_every_kind_of_option():
+    args = build_parser().parse_args(
+        [
+            "--dataset",
+            "qa.parquet",
+            "--epochs",
+            "2",
+            "--learning-rate",
+            "3e-5",
+            "--max-train-samples",
+            "1500",
+            "--group-column",
+            "ticker",
+            "--no-deduplicate-corpus",
+            "--split",
+            "reference",
+        ]
+    )
+    config = RunConfig(**vars(args))
+    assert (config.dataset, config.epochs, config.learning_rate) == ("qa.parquet", 2, 3e-5)
+    assert (config.max_train_samples, config.group_column, config.deduplicate_corpus) == (1500, "ticker", False)
+    assert config.split == "reference"
+    assert build_parser().parse_args(["--max-train-samples", "None"]).max_train_samples is None
+
+
+def test_cli_rejects_a_non_integer_epoch_count(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--epochs", "two"])
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_requirements_match_the_package_dependencies():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    listed = [
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(listed) == sorted(declared)
+    assert not any(line.split(">")[0].split("=")[0].strip() == "torch" for line in listed), "never pin torch"
+
+
+def fixture_config(tmp_path: Path, model_dir: str, **changes: object) -> RunConfig:
+    values = {
+        "dataset": str(FIXTURE_DATA),
+        "base_model": model_dir,
+        "output_dir": str(tmp_path / "run"),
+        "epochs": 1,
+        "train_batch_size": 8,
+        "bootstrap_resamples": 500,
+    }
+    return RunConfig(**{**values, **changes})
+
+
+def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_dir: str):
+    messages: list[str] = []
+    results = run_pipeline(fixture_config(tmp_path, tiny_model_dir, group_column="company"), log=messages.append)
+
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["baseline"] == pytest.approx(results["baseline"])
+    assert set(saved) == {"baseline", "finetuned", "comparison", "split", "evaluation", "run"}
+    sizes = saved["split"]["sizes"]
+    assert sum(sizes.values()) == 50 and min(sizes.values()) > 0
+    assert all(value == 0 for pair in saved["split"]["leakage"].values() for value in pair.values())
+    assert "shared_company" in saved["split"]["leakage"]["train & test"]
+    # two fixture contexts are shared by two questions each, so the corpus has 48 documents
+    assert saved["evaluation"]["test"]["documents"] == 48
+    assert saved["run"]["training_rows"] == sizes["train"]
+    assert saved["run"]["training_steps"] == -(-sizes["train"] // 8)
+    assert any(message.startswith("baseline test NDCG@10") for message in messages)
+    assert (tmp_path / "run" / "model" / "modules.json").is_file()
+    assert (tmp_path / "run" / "eval" / "finetuned" / "per_query.csv").is_file()
+
+
+def test_pipeline_fails_early_on_a_batch_larger_than_the_training_split(tmp_path: Path, tiny_model_dir: str):
+    with pytest.raises(ValueError, match="TRAIN_BATCH_SIZE to at most"):
+        run_pipeline(fixture_config(tmp_path, tiny_model_dir, train_batch_size=500), log=lambda message: None)
+    assert not (tmp_path / "run" / "checkpoints").exists(), "no training started"
+
+
+def test_pipeline_names_the_missing_column(tmp_path: Path, tiny_model_dir: str):
+    with pytest.raises(QADataError, match="Available columns: question, context, company"):
+        run_pipeline(fixture_config(tmp_path, tiny_model_dir, context_column="passage"), log=lambda message: None)
