@@ -65,7 +65,7 @@ def plot_comparison(comparison: pd.DataFrame, path: str | Path | None = None, ti
     left.invert_yaxis()
     left.set_xlim(0, 1)
     left.set_xlabel("score on the test set")
-    left.legend(loc="lower right")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     for row, (delta, low, high) in enumerate(comparison[["delta", "ci_low", "ci_high"]].to_numpy()):
         # green: the whole interval is above zero; red: below zero; grey: it straddles zero
         color = "#2f855a" if low > 0 else "#c53030" if high < 0 else "#718096"
