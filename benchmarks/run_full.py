@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -52,6 +53,17 @@ def main() -> None:
         default=None,
         help="skip training: take an earlier run's results.json (e.g. the notebook's), add the other corpus mode",
     )
+    parser.add_argument(
+        "--notebook-wall-seconds",
+        type=float,
+        default=None,
+        help="with --from-results: how long the notebook run that wrote it took, to keep with the results",
+    )
+    parser.add_argument(
+        "--resume-from-checkpoint",
+        default=None,
+        help="go on from a checkpoint folder of an interrupted run of this same benchmark",
+    )
     args = parser.parse_args()
 
     name = args.name or f"full_{args.split}"
@@ -69,7 +81,7 @@ def main() -> None:
         config = RunConfig(**results["run"]["parameters"])
         config.dataset, config.base_model = args.dataset, args.base_model  # paths as seen from here
     else:
-        results = run_pipeline(config)
+        results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
 
     # The same two models, scored with the other corpus mode, to show what deduplication changes.
     pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
@@ -96,10 +108,12 @@ def main() -> None:
         RESULTS_DIR / f"{name}.json",
         benchmark={
             "name": name,
-            "machine": f"{platform.machine()} CPU, {platform.processor() or 'unknown processor'}",
+            # the accelerator, if any, is in run.hardware; this is the host it ran on
+            "host": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             # with --from-results this run only re-scored an earlier one: its training time is in run
             ("rescore_seconds" if args.from_results else "total_seconds"): round(time.perf_counter() - started, 1),
             "from_results": args.from_results,
+            "notebook_wall_seconds": args.notebook_wall_seconds,
         },
         corpus_modes={
             mode: {

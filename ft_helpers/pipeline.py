@@ -19,12 +19,14 @@ from .stats import compare_per_query
 from .training import build_training_dataset, check_batch_size, collect_environment, detect_hardware, load_base_model
 
 
-def run_pipeline(config: RunConfig, log: Any = print) -> dict[str, Any]:
+def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: str | None = None) -> dict[str, Any]:
     """Load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
 
     Args:
         config: The run's parameters.
         log: Called with progress messages (``print`` by default).
+        resume_from_checkpoint: A checkpoint folder of an interrupted run with the same config to go on
+            from (its trainer, optimizer and random states are restored); ``None`` trains from the start.
 
     Returns:
         The content of ``results.json``: ``baseline``, ``finetuned``, ``comparison``, ``split``,
@@ -96,7 +98,7 @@ def run_pipeline(config: RunConfig, log: Any = print) -> dict[str, Any]:
         evaluator=validation_evaluator,
     )
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     training_seconds = time.perf_counter() - started
     log(f"training took {training_seconds:.0f} s")
 
@@ -142,6 +144,8 @@ def run_pipeline(config: RunConfig, log: Any = print) -> dict[str, Any]:
             "training_rows": len(train_dataset),
             "training_steps": trainer.state.global_step,
             "training_seconds": round(training_seconds, 1),
+            # a resumed run's training_seconds cover only the part after the checkpoint
+            "resumed_from": resume_from_checkpoint,
             "best_checkpoint_metric": trainer.state.best_metric,
             "model_dir": str(model_dir),
         },

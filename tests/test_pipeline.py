@@ -101,3 +101,24 @@ def test_pipeline_fails_early_on_a_batch_larger_than_the_training_split(tmp_path
 def test_pipeline_names_the_missing_column(tmp_path: Path, tiny_model_dir: str):
     with pytest.raises(QADataError, match="Available columns: question, context, company"):
         run_pipeline(fixture_config(tmp_path, tiny_model_dir, context_column="passage"), log=lambda message: None)
+
+
+def test_pipeline_resumes_from_a_checkpoint_instead_of_training_again(tmp_path: Path, tiny_model_dir: str):
+    from safetensors.torch import load_file
+
+    first = run_pipeline(fixture_config(tmp_path / "first", tiny_model_dir), log=lambda message: None)
+    checkpoint = tmp_path / "first" / "run" / "checkpoints" / f"checkpoint-{first['run']['training_steps']}"
+    assert checkpoint.is_dir()
+
+    # Another seed (another split, other batches) would train other weights from scratch; resuming a
+    # finished run trains nothing and ends with the checkpoint's (best) weights.
+    resumed = run_pipeline(
+        fixture_config(tmp_path / "resumed", tiny_model_dir, seed=7),
+        log=lambda message: None,
+        resume_from_checkpoint=str(checkpoint),
+    )
+    assert resumed["run"]["resumed_from"] == str(checkpoint)
+    assert resumed["run"]["training_steps"] == first["run"]["training_steps"]
+    weights = [load_file(Path(run["run"]["model_dir"]) / "model.safetensors") for run in (first, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][name] == weights[1][name]).all() for name in weights[0])
