@@ -428,7 +428,8 @@ def test_fixture_file_shape() -> None:
 
 @requires_shared_data
 def test_fixture_is_not_copied_from_the_shared_data() -> None:
-    assert FIXTURE_DATA.read_text(encoding="utf-8").splitlines()[0] != "question,answer,context,ticker,filing"
+    first_line = {path: path.read_text(encoding="utf-8").splitlines()[0] for path in (FIXTURE_DATA, SHARED_DATA)}
+    assert first_line[FIXTURE_DATA] != first_line[SHARED_DATA]
     shared = pd.read_csv(SHARED_DATA)
     fixture = pd.read_csv(FIXTURE_DATA)
     shared_texts = set(shared["question"].dropna().map(normalize_text)) | set(
