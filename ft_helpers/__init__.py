@@ -1,7 +1,8 @@
 """Helpers for fine-tuning a sentence-transformers embedding model for RAG retrieval.
 
 Layers, lowest first (a module only imports the ones above it in this list):
-``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``training`` -> ``report`` -> ``config``, ``pipeline``.
+``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``training`` -> ``report`` -> ``config``, ``pipeline``
+(``cli`` is only for ``python -m ft_helpers``).
 """
 
 from .config import RunConfig
@@ -16,6 +17,7 @@ from .evaluation import (
     headline_metrics,
     score_rankings,
 )
+from .pipeline import collect_results, run_pipeline
 from .report import (
     HEADLINE_METRICS,
     build_comparison_table,
@@ -24,12 +26,13 @@ from .report import (
     plot_comparison,
     plot_training_curve,
     save_results,
+    tabulate_rank_bands,
 )
 from .split import find_linked_groups, report_leakage, split_grouped, split_qa_pairs, split_reference
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
     HardwareSettings,
-    build_training_dataset,
+    build_pair_dataset,
     check_batch_size,
     collect_environment,
     detect_hardware,
@@ -49,9 +52,10 @@ __all__ = [
     "build_comparison_table",
     "build_ir_evaluator",
     "build_ir_inputs",
-    "build_training_dataset",
+    "build_pair_dataset",
     "check_batch_size",
     "collect_environment",
+    "collect_results",
     "compare_per_query",
     "detect_hardware",
     "evaluate_retrieval",
@@ -68,10 +72,12 @@ __all__ = [
     "plot_training_curve",
     "read_table",
     "report_leakage",
+    "run_pipeline",
     "save_results",
     "score_rankings",
     "split_grouped",
     "split_qa_pairs",
     "split_reference",
+    "tabulate_rank_bands",
     "validate_qa_pairs",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -52,3 +53,22 @@ class RunConfig:
     def notebook_names(cls) -> dict[str, str]:
         """Map each field to the notebook's UPPER_CASE parameter name (``epochs`` -> ``EPOCHS``)."""
         return {field.name: field.name.upper() for field in fields(cls)}
+
+    @classmethod
+    def from_parameters(cls, namespace: Mapping[str, Any]) -> RunConfig:
+        """Build a config from the notebook's UPPER_CASE parameters, e.g. ``RunConfig.from_parameters(globals())``.
+
+        Args:
+            namespace: Names to values; every parameter of the notebook's parameters cell must be in it.
+
+        Returns:
+            The config.
+
+        Raises:
+            ValueError: A parameter is missing (run the parameters cell first).
+        """
+        names = cls.notebook_names()
+        missing = [upper for upper in names.values() if upper not in namespace]
+        if missing:
+            raise ValueError(f"Parameter(s) {', '.join(missing)} not set: run the parameters cell first.")
+        return cls(**{field: namespace[upper] for field, upper in names.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -18,15 +19,20 @@ class QADataError(ValueError):
 
 
 def normalize_text(text: str) -> str:
-    """Collapse runs of whitespace and strip the ends, so near-identical texts compare equal.
+    """Reduce a text to the key under which texts that differ only in case, punctuation or spacing are equal.
+
+    The key keeps the letters and digits of the text, case-folded, in order (after Unicode NFKC
+    normalisation, so e.g. full-width and ligature forms match their plain forms). ``"Item 6. [Reserved]"``,
+    ``"ITEM 6 - RESERVED"`` and ``"Item 6—Reserved"`` share one key. The split, the leakage report and the
+    duplicate-aware corpus all compare texts with it.
 
     Args:
         text: Any string.
 
     Returns:
-        The text with every whitespace run replaced by one space.
+        The comparison key (not meant for display).
     """
-    return " ".join(str(text).split())
+    return "".join(char for char in unicodedata.normalize("NFKC", str(text)).casefold() if char.isalnum())
 
 
 def read_table(source: str | Path) -> pd.DataFrame:
@@ -128,8 +134,16 @@ def validate_qa_pairs(
     if len(frame) == 0:
         raise QADataError("The data has no rows.")
 
+    for role, source in (("question", question_column), ("context", context_column)):
+        if role in frame.columns and role not in (question_column, context_column):
+            raise QADataError(
+                f"The data has a column named {role!r} besides the {role} column {source!r}, and renaming {source!r} "
+                f"to {role!r} would replace it. Rename or drop the column {role!r} first, or use it as the {role} "
+                "column (QUESTION_COLUMN / CONTEXT_COLUMN)."
+            )
+
     out = frame.reset_index(drop=True)
-    others = [c for c in out.columns if c not in (question_column, context_column, "question", "context")]
+    others = [c for c in out.columns if c not in (question_column, context_column)]
     out = pd.DataFrame(
         {"question": out[question_column], "context": out[context_column], **{c: out[c] for c in others}}
     )

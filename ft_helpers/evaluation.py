@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,11 +62,12 @@ class IRInputs:
 def build_ir_inputs(query_pairs: pd.DataFrame, corpus_pairs: pd.DataFrame, deduplicate: bool = True) -> IRInputs:
     """Turn the pairs of one split into evaluator inputs, retrieving from the contexts of ``corpus_pairs``.
 
-    With ``deduplicate=True`` (recommended) contexts that are identical after whitespace normalisation
-    become one document and every question that they answer points to it, so equal embeddings cannot
-    tie and let the tie-break decide the score; identical questions likewise become one query whose
-    relevant set is the union of their contexts. With ``deduplicate=False`` each row is its own document
-    and query (ids are the row index), as in the reference notebook.
+    With ``deduplicate=True`` (recommended) contexts that differ at most in case, punctuation or spacing
+    (equal :func:`~ft_helpers.data.normalize_text` keys) become one document, the first one's text, and
+    every question that they answer points to it, so equal or near-equal embeddings cannot tie and let
+    the tie-break decide the score; such questions likewise become one query whose relevant set is the
+    union of their contexts. With ``deduplicate=False`` each row is its own document and query (ids are
+    the row index), as in the reference notebook.
 
     Args:
         query_pairs: The rows whose questions are asked (e.g. the test split).
@@ -228,15 +230,28 @@ def evaluate_retrieval(
     return RetrievalResult(metrics, score_rankings(rankings, evaluator.relevant_docs))
 
 
-def headline_metrics(metrics: dict[str, float], name: str) -> dict[str, float]:
-    """Strip the ``<name>_cosine_`` prefix and keep the metrics in :data:`PER_QUERY_METRICS`.
+def headline_metrics(
+    metrics: dict[str, float], name: str, names: Sequence[str] = PER_QUERY_METRICS
+) -> dict[str, float]:
+    """Pick metrics out of the evaluator's output and strip their ``<name>_cosine_`` prefix.
 
     Args:
         metrics: The evaluator's output.
         name: The evaluator's name (``"test"``).
+        names: Metrics to pick, in this order (default: :data:`PER_QUERY_METRICS`).
 
     Returns:
-        E.g. ``{"ndcg@10": 0.81, "accuracy@1": 0.70, ...}``.
+        E.g. ``{"accuracy@1": 0.70, ..., "ndcg@10": 0.81, ...}``.
+
+    Raises:
+        ValueError: A requested metric is not in ``metrics`` (the message lists the ones that are).
     """
     prefix = f"{name}_cosine_"
-    return {metric: metrics[prefix + metric] for metric in PER_QUERY_METRICS if prefix + metric in metrics}
+    missing = [metric for metric in names if prefix + metric not in metrics]
+    if missing:
+        available = sorted(key.removeprefix(prefix) for key in metrics if key.startswith(prefix))
+        raise ValueError(
+            f"Metric(s) {', '.join(map(repr, missing))} not found under the prefix {prefix!r}. "
+            + (f"Available: {', '.join(available)}." if available else f"No key starts with {prefix!r}: check name.")
+        )
+    return {metric: metrics[prefix + metric] for metric in names}

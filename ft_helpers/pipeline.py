@@ -10,13 +10,97 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .config import RunConfig
 from .data import load_qa_pairs
-from .evaluation import PER_QUERY_METRICS, build_ir_evaluator, build_ir_inputs, evaluate_retrieval
+from .evaluation import (
+    PER_QUERY_METRICS,
+    IRInputs,
+    RetrievalResult,
+    build_ir_evaluator,
+    build_ir_inputs,
+    evaluate_retrieval,
+)
 from .report import HEADLINE_METRICS, build_comparison_table, plot_comparison, plot_training_curve, save_results
 from .split import report_leakage, split_qa_pairs
 from .stats import compare_per_query
-from .training import build_training_dataset, check_batch_size, collect_environment, detect_hardware, load_base_model
+from .training import (
+    HardwareSettings,
+    build_pair_dataset,
+    check_batch_size,
+    collect_environment,
+    detect_hardware,
+    load_base_model,
+)
+
+
+def collect_results(
+    config: RunConfig,
+    *,
+    splits: dict[str, pd.DataFrame],
+    leakage: pd.DataFrame,
+    test_inputs: IRInputs,
+    validation_inputs: IRInputs,
+    baseline: RetrievalResult,
+    finetuned: RetrievalResult,
+    comparison: pd.DataFrame,
+    hardware: HardwareSettings,
+    trainer: Any,
+    training_seconds: float,
+    model_dir: str | Path,
+    resumed_from: str | None = None,
+) -> dict[str, Any]:
+    """Gather what a run measured into the sections of ``results.json``.
+
+    Args:
+        config: The run's parameters (``RunConfig.from_parameters(globals())`` in the notebook).
+        splits: The train/validation/test splits.
+        leakage: :func:`~ft_helpers.split.report_leakage` of the splits.
+        test_inputs: Evaluator inputs of the test split.
+        validation_inputs: Evaluator inputs of the validation split.
+        baseline: The base model's test evaluation.
+        finetuned: The fine-tuned model's test evaluation.
+        comparison: :func:`~ft_helpers.stats.compare_per_query` of the two.
+        hardware: The settings training used.
+        trainer: The ``SentenceTransformerTrainer`` after training (its state gives steps and best metric).
+        training_seconds: Wall time of ``trainer.train()``.
+        model_dir: Where the fine-tuned model was saved.
+        resumed_from: The checkpoint training resumed from, if any (then ``training_seconds`` covers
+            only the part after it).
+
+    Returns:
+        ``baseline``, ``finetuned``, ``comparison``, ``split``, ``evaluation`` and ``run``; pass them to
+        :func:`~ft_helpers.report.save_results`.
+    """
+    run = {
+        "parameters": config.as_dict(),
+        "packages": collect_environment(),
+        "hardware": hardware.as_dict(),
+        "training_rows": len(trainer.train_dataset),
+        "training_steps": trainer.state.global_step,
+        "training_seconds": round(training_seconds, 1),
+        "best_checkpoint_metric": trainer.state.best_metric,
+        "model_dir": str(model_dir),
+        "resumed_from": resumed_from,
+    }
+    return {
+        "baseline": baseline.metrics,
+        "finetuned": finetuned.metrics,
+        "comparison": comparison,
+        "split": {
+            "strategy": config.split,
+            "group_column": config.group_column,
+            "sizes": {name: len(frame) for name, frame in splits.items()},
+            "leakage": leakage.to_dict(orient="index"),
+        },
+        "evaluation": {
+            "test": test_inputs.summary(),
+            "validation": validation_inputs.summary(),
+            "per_query_metrics": list(PER_QUERY_METRICS),
+        },
+        "run": run,
+    }
 
 
 def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: str | None = None) -> dict[str, Any]:
@@ -29,8 +113,7 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
             from (its trainer, optimizer and random states are restored); ``None`` trains from the start.
 
     Returns:
-        The content of ``results.json``: ``baseline``, ``finetuned``, ``comparison``, ``split``,
-        ``evaluation`` and ``run``.
+        The content of ``results.json`` (see :func:`collect_results`).
     """
     import matplotlib.pyplot as plt
     from sentence_transformers import SentenceTransformerTrainer
@@ -57,14 +140,14 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
     validation_evaluator = build_ir_evaluator(validation_inputs, name="validation", batch_size=config.eval_batch_size)
 
     # 3. Base model and its baseline
-    model = load_base_model(config.base_model, device=hardware.device)
-    baseline = evaluate_retrieval(model, test_evaluator, output_dir / "eval" / "baseline")
+    base_model = load_base_model(config.base_model, device=hardware.device)
+    baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
     log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
 
-    # 4. Loss, training data and arguments (the same settings as the notebook)
-    train_dataset = build_training_dataset(splits["train"], config.max_train_samples, seed=config.seed)
+    # 4. Training and validation pairs, training arguments (the same settings as the notebook)
+    train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
+    validation_dataset = build_pair_dataset(splits["validation"])
     check_batch_size(len(train_dataset), config.train_batch_size)
-    loss = MultipleNegativesRankingLoss(model)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -89,11 +172,14 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
         report_to="none",
     )
 
-    # 5. Train
+    # 5. Train a fresh copy of the base model, with the loss built on that copy
+    model = load_base_model(config.base_model, device=hardware.device)
+    loss = MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
+        eval_dataset=validation_dataset,
         loss=loss,
         evaluator=validation_evaluator,
     )
@@ -122,33 +208,20 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
     ):
         plt.close(figure)
 
-    results = {
-        "baseline": baseline.metrics,
-        "finetuned": finetuned.metrics,
-        "comparison": comparison,
-        "split": {
-            "strategy": config.split,
-            "group_column": config.group_column,
-            "sizes": {name: len(frame) for name, frame in splits.items()},
-            "leakage": leakage.to_dict(orient="index"),
-        },
-        "evaluation": {
-            "test": test_inputs.summary(),
-            "validation": validation_inputs.summary(),
-            "per_query_metrics": list(PER_QUERY_METRICS),
-        },
-        "run": {
-            "parameters": config.as_dict(),
-            "packages": collect_environment(),
-            "hardware": hardware.as_dict(),
-            "training_rows": len(train_dataset),
-            "training_steps": trainer.state.global_step,
-            "training_seconds": round(training_seconds, 1),
-            # a resumed run's training_seconds cover only the part after the checkpoint
-            "resumed_from": resume_from_checkpoint,
-            "best_checkpoint_metric": trainer.state.best_metric,
-            "model_dir": str(model_dir),
-        },
-    }
+    results = collect_results(
+        config,
+        splits=splits,
+        leakage=leakage,
+        test_inputs=test_inputs,
+        validation_inputs=validation_inputs,
+        baseline=baseline,
+        finetuned=finetuned,
+        comparison=comparison,
+        hardware=hardware,
+        trainer=trainer,
+        training_seconds=training_seconds,
+        model_dir=model_dir,
+        resumed_from=resume_from_checkpoint,
+    )
     save_results(output_dir / "results.json", **results)
     return results

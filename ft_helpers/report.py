@@ -84,27 +84,40 @@ def plot_comparison(comparison: pd.DataFrame, path: str | Path | None = None, ti
 
 
 def plot_training_curve(log_history: list[dict[str, Any]], metric: str, path: str | Path | None = None) -> Figure:
-    """Plot training loss by step and a validation metric by epoch from ``trainer.state.log_history``.
+    """Plot the training (and validation) loss by step and a validation metric by epoch.
 
     Args:
-        log_history: The trainer's log history.
+        log_history: The trainer's log history (``trainer.state.log_history``).
         metric: The validation key to plot, e.g. ``"eval_validation_cosine_ndcg@10"``.
         path: Where to save the figure as PNG (None: do not save).
 
     Returns:
         The matplotlib figure.
+
+    Raises:
+        ValueError: No entry holds the training loss or ``metric`` (the message lists the keys logged).
     """
     import matplotlib.pyplot as plt
 
     losses = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    eval_losses = [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry]
     evals = [(entry["epoch"], entry[metric]) for entry in log_history if metric in entry]
+    for key, found in (("loss", losses), (metric, evals)):
+        if not found:
+            logged = sorted({name for entry in log_history for name in entry})
+            raise ValueError(
+                f"No {key!r} in the log history ({len(log_history)} entries; keys logged: "
+                f"{', '.join(logged) or 'none'}). Pass trainer.state.log_history after training, with the "
+                "evaluator's metric name."
+            )
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.5))
-    if losses:
-        left.plot(*zip(*losses, strict=True), color="#2b6cb0")
-    left.set(xlabel="step", ylabel="training loss", title="MultipleNegativesRankingLoss")
-    if evals:
-        right.plot(*zip(*evals, strict=True), marker="o", color="#2f855a")
-    right.set(xlabel="epoch", ylabel=metric.removeprefix("eval_"), title="validation")
+    left.plot(*zip(*losses, strict=True), color="#2b6cb0", label="training")
+    if eval_losses:
+        left.plot(*zip(*eval_losses, strict=True), marker="o", color="#dd6b20", label="validation")
+        left.legend(frameon=False)
+    left.set(xlabel="step", ylabel="loss", title="loss")
+    right.plot(*zip(*evals, strict=True), marker="o", color="#2f855a")
+    right.set(xlabel="epoch", ylabel=metric.removeprefix("eval_"), title="validation retrieval")
     for axis in (left, right):
         axis.grid(alpha=0.3)
     fig.tight_layout()
@@ -113,26 +126,75 @@ def plot_training_curve(log_history: list[dict[str, Any]], metric: str, path: st
     return fig
 
 
-def find_rank_changes(baseline: pd.DataFrame, finetuned: pd.DataFrame, n: int = 3) -> pd.DataFrame:
-    """Pick the queries whose right document moved most, up and down, between the two models.
+#: Where the right passage can rank, as a RAG user sees it: first, among the top 10, or further down.
+RANK_BANDS = ("1", "2-10", ">10")
 
-    A document missing from the top-100 ranking counts as rank 101.
+
+def _rank_band(rank: float) -> str:
+    if rank == 1:
+        return RANK_BANDS[0]
+    return RANK_BANDS[1] if rank <= 10 else RANK_BANDS[2]  # NaN (not in the top 100) compares False
+
+
+def tabulate_rank_bands(baseline: pd.DataFrame, finetuned: pd.DataFrame) -> pd.DataFrame:
+    """Count test questions by where their right passage ranked before and after fine-tuning.
+
+    Args:
+        baseline: Per-query table of the base model (``rank`` column; NaN: not in the top 100).
+        finetuned: Per-query table of the fine-tuned model, same queries.
+
+    Returns:
+        A 3 x 3 table of counts: rows are the base model's band (``"1"``, ``"2-10"``, ``">10"``),
+        columns the fine-tuned model's. The diagonal stayed put; above it got worse, below it better.
+    """
+    before = baseline["rank"].map(_rank_band)
+    after = finetuned.loc[baseline.index, "rank"].map(_rank_band)
+    table = pd.crosstab(
+        pd.Categorical(before, categories=RANK_BANDS), pd.Categorical(after, categories=RANK_BANDS), dropna=False
+    )
+    table.index.name, table.columns.name = "base model", "fine-tuned"
+    return table
+
+
+#: The band moves :func:`find_rank_changes` picks examples of, gains first, and what each means.
+RANK_EVENTS = {
+    (">10", "1"): "entered the top 1 from outside the top 10",
+    (">10", "2-10"): "entered the top 10",
+    ("2-10", "1"): "entered the top 1",
+    ("1", ">10"): "left the top 10 from the top 1",
+    ("1", "2-10"): "left the top 1",
+    ("2-10", ">10"): "left the top 10",
+}
+
+
+def find_rank_changes(baseline: pd.DataFrame, finetuned: pd.DataFrame, n: int = 1) -> pd.DataFrame:
+    """Pick questions whose right passage entered or left the top 1 or the top 10 after fine-tuning.
+
+    Moves inside a band (rank 51 -> 79, or 3 -> 7) do not change what a RAG system retrieves at those
+    cut-offs, so they are never picked. For each band move in :data:`RANK_EVENTS` the ``n`` questions
+    with the largest rank change are picked (a passage missing from the top 100 counts as rank 101).
 
     Args:
         baseline: Per-query table of the base model (``rank`` and ``top_ids`` columns).
         finetuned: Per-query table of the fine-tuned model, same queries.
-        n: How many queries to pick in each direction.
+        n: How many questions to pick per band move.
 
     Returns:
-        Up to ``2 * n`` rows (index: query id) with ``rank_before``, ``rank_after``, ``change``
-        (positive: moved up) and ``direction``; only queries whose rank changed.
+        Up to ``6 * n`` rows (index: query id), gains first, with ``rank_before``, ``rank_after``,
+        ``change`` (positive: moved up), ``direction`` (``"improved"`` or ``"worsened"``) and ``event``.
     """
     before = baseline["rank"].fillna(101).astype(int)
     after = finetuned.loc[baseline.index, "rank"].fillna(101).astype(int)
     moves = pd.DataFrame({"rank_before": before, "rank_after": after, "change": before - after})
-    improved = moves[moves["change"] > 0].sort_values("change", ascending=False, kind="stable").head(n)
-    worsened = moves[moves["change"] < 0].sort_values("change", kind="stable").head(n)
-    return pd.concat([improved.assign(direction="improved"), worsened.assign(direction="worsened")])
+    bands = zip(baseline["rank"].map(_rank_band), finetuned.loc[baseline.index, "rank"].map(_rank_band), strict=True)
+    moves["event"] = [RANK_EVENTS.get(band) for band in bands]
+    picked = [
+        moves[moves["event"] == event].sort_values("change", key=abs, ascending=False, kind="stable").head(n)
+        for event in RANK_EVENTS.values()
+    ]
+    out = pd.concat(picked)
+    out.insert(3, "direction", np.where(out["change"] > 0, "improved", "worsened"))
+    return out
 
 
 def format_rank_change(
@@ -146,7 +208,7 @@ def format_rank_change(
     top_k: int = 3,
     width: int = 110,
 ) -> str:
-    """Describe one query's top documents before and after fine-tuning, marking the right ones.
+    """Describe one question's top passages before and after fine-tuning, marking the right ones.
 
     Args:
         query_id: A query id from ``moves``.
@@ -156,11 +218,11 @@ def format_rank_change(
         queries: Query id -> question.
         corpus: Document id -> context.
         relevant_docs: Query id -> relevant document ids.
-        top_k: Documents to show per model.
-        width: Characters of each context to show.
+        top_k: Passages to show per model.
+        width: Characters of each passage to show.
 
     Returns:
-        A few lines of text; ``✔`` marks a relevant document.
+        A few lines of text; ``✔`` marks a relevant passage.
     """
 
     def shorten(text: str) -> str:
@@ -173,7 +235,8 @@ def format_rank_change(
     move = moves.loc[query_id]
     lines = [
         f"Q: {queries[query_id]}",
-        f"   rank of the right context: {show_rank(move['rank_before'])} -> {show_rank(move['rank_after'])}",
+        f"   rank of the right passage: {show_rank(move['rank_before'])} -> {show_rank(move['rank_after'])} "
+        f"({move['event']})",
     ]
     for label, table in (("before", baseline), ("after ", finetuned)):
         for position, doc in enumerate(table.loc[query_id, "top_ids"][:top_k], start=1):

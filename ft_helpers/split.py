@@ -50,16 +50,25 @@ def split_reference(
         validation_size: Fraction of the remaining rows for validation.
         seed: Seed of both shuffles (the reference used 42).
         n_source_rows: Rows in the source before any were dropped (default: the count that
-            :func:`~ft_helpers.data.load_qa_pairs` recorded in ``pairs.attrs``, else highest index + 1).
+            :func:`~ft_helpers.data.load_qa_pairs` recorded in ``pairs.attrs["source_rows"]``).
 
     Returns:
         ``{"train": ..., "validation": ..., "test": ...}``, each in the reference's shuffled order.
+
+    Raises:
+        QADataError: ``n_source_rows`` is not given and ``pairs`` does not carry it.
     """
     _check_sizes(len(pairs), test_size, validation_size)
     if not pd.api.types.is_integer_dtype(pairs.index) or pairs.index.min() < 0:
         raise ValueError("split_reference needs the source row numbers as index (as load_qa_pairs returns).")
     if n_source_rows is None:
-        n_source_rows = int(pairs.attrs.get("source_rows", pairs.index.max() + 1))
+        if "source_rows" not in pairs.attrs:
+            raise QADataError(
+                "The reference split needs the number of rows in the source, and these pairs do not carry it "
+                "(pairs.attrs['source_rows'], set by load_qa_pairs, is lost by e.g. pd.concat or a new DataFrame). "
+                "Split the frame that load_qa_pairs returned, or pass n_source_rows."
+            )
+        n_source_rows = int(pairs.attrs["source_rows"])
     if n_source_rows <= pairs.index.max():
         raise ValueError(f"n_source_rows={n_source_rows} is not above the highest row number {pairs.index.max()}.")
 
@@ -81,7 +90,8 @@ def split_reference(
 def find_linked_groups(pairs: pd.DataFrame, group_column: str | None = None) -> np.ndarray:
     """Label rows that must stay together: same context, same question, or same ``group_column`` value.
 
-    Texts are compared after whitespace normalisation. Links are transitive (a connected component).
+    Texts are compared by :func:`~ft_helpers.data.normalize_text`, so texts that differ only in case,
+    punctuation or spacing count as the same. Links are transitive (a connected component).
 
     Args:
         pairs: Rows with ``question`` and ``context`` columns.
@@ -127,6 +137,9 @@ def split_grouped(
     group_column: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Split so that no context and no question appears in more than one split.
+
+    "The same" includes texts that differ only in case, punctuation or spacing (see
+    :func:`~ft_helpers.data.normalize_text`).
 
     Rows linked by a shared context or question (see :func:`find_linked_groups`) move as one group.
     Groups are shuffled with ``seed`` and poured into test, then validation, until each is full; a group
@@ -207,7 +220,8 @@ def split_qa_pairs(
 def report_leakage(splits: dict[str, pd.DataFrame], group_column: str | None = None) -> pd.DataFrame:
     """Count what each pair of splits shares: distinct contexts, questions (and groups), and affected rows.
 
-    Texts are compared after whitespace normalisation.
+    Texts are compared by :func:`~ft_helpers.data.normalize_text` (case, punctuation and spacing folded),
+    as :func:`split_grouped` groups them.
 
     Args:
         splits: Output of a split function, e.g. ``{"train": ..., "validation": ..., "test": ...}``.

@@ -150,11 +150,11 @@ def check_batch_size(n_train_rows: int, batch_size: int) -> None:
         )
 
 
-def build_training_dataset(train_pairs: pd.DataFrame, max_samples: int | None = None, seed: int = 42) -> Dataset:
-    """Make the (anchor, positive) dataset that MultipleNegativesRankingLoss trains on.
+def build_pair_dataset(pairs: pd.DataFrame, max_samples: int | None = None, seed: int = 42) -> Dataset:
+    """Make the (anchor, positive) dataset that MultipleNegativesRankingLoss trains (or is validated) on.
 
     Args:
-        train_pairs: The training split (``question`` and ``context`` columns).
+        pairs: A split's rows (``question`` and ``context`` columns).
         max_samples: Keep a seeded random subset of this many rows (None: all), for quick runs.
         seed: Seed of the subset.
 
@@ -166,7 +166,7 @@ def build_training_dataset(train_pairs: pd.DataFrame, max_samples: int | None = 
     if max_samples is not None:
         if max_samples < 1:
             raise ValueError(f"MAX_TRAIN_SAMPLES must be positive or None, got {max_samples}.")
-        if max_samples < len(train_pairs):
-            train_pairs = train_pairs.sample(n=max_samples, random_state=seed)
-    frame = pd.DataFrame({"anchor": train_pairs["question"].to_list(), "positive": train_pairs["context"].to_list()})
+        if max_samples < len(pairs):
+            pairs = pairs.sample(n=max_samples, random_state=seed)
+    frame = pd.DataFrame({"anchor": pairs["question"].to_list(), "positive": pairs["context"].to_list()})
     return Dataset.from_pandas(frame, preserve_index=False)

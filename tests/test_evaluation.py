@@ -410,8 +410,17 @@ def test_headline_metrics_strips_prefix():
     out = headline_metrics(metrics, "test")
     assert list(out) == list(PER_QUERY_METRICS)
     assert out == {m: i / 10 for i, m in enumerate(PER_QUERY_METRICS)}
-    assert headline_metrics(metrics, "validation") == {"ndcg@10": 0.42}
-    assert headline_metrics(metrics, "train") == {}
+    assert headline_metrics(metrics, "validation", names=["ndcg@10"]) == {"ndcg@10": 0.42}
+
+
+def test_headline_metrics_unknown_metric_raises_listing_available():
+    metrics = {"test_cosine_ndcg@10": 0.8, "test_cosine_accuracy@1": 0.7}
+    with pytest.raises(ValueError, match=r"Metric\(s\) 'ndcg@5' not found .* Available: accuracy@1, ndcg@10\."):
+        headline_metrics(metrics, "test", names=["ndcg@10", "ndcg@5"])
+    with pytest.raises(ValueError, match=r"'recall@10'"):  # the default list asks for more than these two
+        headline_metrics(metrics, "test")
+    with pytest.raises(ValueError, match=r"No key starts with 'train_cosine_'"):
+        headline_metrics(metrics, "train", names=["ndcg@10"])
 
 
 # --------------------------------------------------------------------------------------------------

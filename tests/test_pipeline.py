@@ -18,6 +18,20 @@ def test_cli_defaults_are_the_run_config_defaults():
     assert RunConfig(**vars(build_parser().parse_args([]))) == RunConfig()
 
 
+def test_cli_has_one_option_per_run_config_field_and_no_other():
+    options = {action.dest for action in build_parser()._actions if action.dest != "help"}
+    assert options == set(RunConfig().as_dict())
+
+
+def test_run_config_from_notebook_parameters():
+    names = RunConfig.notebook_names()
+    namespace = {upper: getattr(RunConfig(), field) for field, upper in names.items()} | {"EPOCHS": 2, "other": 1}
+    assert RunConfig.from_parameters(namespace) == RunConfig(epochs=2)
+    del namespace["SEED"]
+    with pytest.raises(ValueError, match="Parameter\\(s\\) SEED not set: run the parameters cell first"):
+        RunConfig.from_parameters(namespace)
+
+
 def test_cli_parses_every_kind_of_option():
     args = build_parser().parse_args(
         [
@@ -73,11 +87,14 @@ def fixture_config(tmp_path: Path, model_dir: str, **changes: object) -> RunConf
 
 
 def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_dir: str):
+    from safetensors.torch import load_file
+
     messages: list[str] = []
     results = run_pipeline(fixture_config(tmp_path, tiny_model_dir, group_column="company"), log=messages.append)
 
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["baseline"] == pytest.approx(results["baseline"])
+    assert saved["run"]["parameters"] == fixture_config(tmp_path, tiny_model_dir, group_column="company").as_dict()
     assert set(saved) == {"baseline", "finetuned", "comparison", "split", "evaluation", "run"}
     sizes = saved["split"]["sizes"]
     assert sum(sizes.values()) == 50 and min(sizes.values()) > 0
@@ -90,6 +107,12 @@ def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_di
     assert any(message.startswith("baseline test NDCG@10") for message in messages)
     assert (tmp_path / "run" / "model" / "modules.json").is_file()
     assert (tmp_path / "run" / "eval" / "finetuned" / "per_query.csv").is_file()
+    assert saved["run"]["resumed_from"] is None
+    # the saved model is trained: its weights moved away from the base model's
+    base, tuned = (
+        load_file(Path(folder) / "model.safetensors") for folder in (tiny_model_dir, tmp_path / "run" / "model")
+    )
+    assert max(float((base[name] - tuned[name]).abs().max()) for name in base) > 1e-6  # untrained: exactly 0
 
 
 def test_pipeline_fails_early_on_a_batch_larger_than_the_training_split(tmp_path: Path, tiny_model_dir: str):

@@ -23,6 +23,7 @@ from ft_helpers.report import (
     plot_comparison,
     plot_training_curve,
     save_results,
+    tabulate_rank_bands,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -123,23 +124,40 @@ def test_plot_training_curve(tmp_path):
     assert path.stat().st_size > 1000
     assert path.read_bytes()[:8] == PNG_MAGIC
     left, right = fig.axes
-    (loss_line,) = left.get_lines()
+    loss_line, eval_loss_line = left.get_lines()
     assert list(loss_line.get_xdata()) == [10, 20, 30]
     assert list(loss_line.get_ydata()) == [2.0, 1.5, 1.2]
+    assert list(eval_loss_line.get_xdata()) == [20, 40]  # the validation loss, at the steps it was taken
+    assert list(eval_loss_line.get_ydata()) == [0.9, 0.8]
     (eval_line,) = right.get_lines()
     assert list(eval_line.get_xdata()) == [1.0, 2.0]
     assert list(eval_line.get_ydata()) == [0.6, 0.7]
     assert right.get_ylabel() == "validation_cosine_ndcg@10"
-    assert left.get_ylabel() == "training loss"
+    assert left.get_ylabel() == "loss"
 
 
-def test_plot_training_curve_empty_history(tmp_path):
-    path = tmp_path / "empty.png"
-    fig = plot_training_curve([], "eval_validation_cosine_ndcg@10", path=str(path))
-    assert isinstance(fig, Figure)
-    assert path.is_file()
-    assert path.stat().st_size > 0
-    assert all(len(axis.get_lines()) == 0 for axis in fig.axes)
+def test_plot_training_curve_without_validation_loss_draws_the_training_loss_only():
+    history = [entry for entry in LOG_HISTORY if "eval_loss" not in entry]
+    history.append({"eval_validation_cosine_ndcg@10": 0.7, "epoch": 2.0, "step": 40})
+    left, _ = plot_training_curve(history, "eval_validation_cosine_ndcg@10").axes
+    assert len(left.get_lines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("history", "metric", "missing"),
+    [
+        ([], "eval_validation_cosine_ndcg@10", "'loss'"),
+        (LOG_HISTORY, "eval_test_cosine_ndcg@10", "'eval_test_cosine_ndcg@10'"),
+        ([entry for entry in LOG_HISTORY if "loss" not in entry], "eval_validation_cosine_ndcg@10", "'loss'"),
+    ],
+)
+def test_plot_training_curve_missing_key_raises_listing_the_logged_keys(history, metric, missing, tmp_path):
+    path = tmp_path / "curve.png"
+    with pytest.raises(ValueError, match=f"No {missing} in the log history") as info:
+        plot_training_curve(history, metric, path=path)
+    if history:
+        assert "eval_validation_cosine_ndcg@10" in str(info.value)  # the keys that were logged
+    assert not path.exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,27 +192,49 @@ AFTER = _per_query(
 )
 
 
-def test_find_rank_changes_picks_largest_moves():
-    moves = find_rank_changes(BEFORE, AFTER, n=2)
-    # changes (before - after, missing = 101): q0 0, q1 +4, q2 +99, q3 -38, q4 -51, q5 +1
+def test_tabulate_rank_bands_counts_every_query_once():
+    table = tabulate_rank_bands(BEFORE, AFTER)
+    # bands before -> after: q0 1->1, q1 2-10->1, q2 >10->2-10, q3 2-10->>10, q4 >10->>10, q5 2-10->2-10
+    assert table.index.tolist() == ["1", "2-10", ">10"] == table.columns.tolist()
+    assert (table.index.name, table.columns.name) == ("base model", "fine-tuned")
+    assert table.to_numpy().tolist() == [[1, 0, 0], [1, 1, 1], [0, 1, 1]]
+    assert table.to_numpy().sum() == len(BEFORE)
+
+
+def test_find_rank_changes_picks_only_top_1_and_top_10_crossings():
+    moves = find_rank_changes(BEFORE, AFTER, n=3)
+    # q4 fell furthest (50 -> >100) but stayed outside the top 10; q5 moved 3 -> 2 inside it; q0 stayed first
     expected = pd.DataFrame(
         {
-            "rank_before": [101, 5, 50, 2],
-            "rank_after": [2, 1, 101, 40],
-            "change": [99, 4, -51, -38],
-            "direction": ["improved", "improved", "worsened", "worsened"],
+            "rank_before": [101, 5, 2],
+            "rank_after": [2, 1, 40],
+            "change": [99, 4, -38],
+            "direction": ["improved", "improved", "worsened"],
+            "event": ["entered the top 10", "entered the top 1", "left the top 10"],
         },
-        index=["q2", "q1", "q4", "q3"],
+        index=["q2", "q1", "q3"],
     )
     pd.testing.assert_frame_equal(moves, expected, check_dtype=False, check_index_type=False)
     assert moves["rank_before"].dtype.kind == "i"
-
-
-def test_find_rank_changes_skips_unchanged_and_caps_at_n():
-    moves = find_rank_changes(BEFORE, AFTER, n=3)
-    assert moves.index.tolist() == ["q2", "q1", "q5", "q4", "q3"]  # q0 did not move; only 2 got worse
-    assert "q0" not in moves.index
     assert find_rank_changes(BEFORE, BEFORE).empty
+
+
+def test_find_rank_changes_takes_the_largest_moves_of_each_kind_up_to_n():
+    ranks_before = {"a": 12, "b": 90, "c": NAN, "d": 1, "e": 1, "f": 4}
+    ranks_after = {"a": 1, "b": 1, "c": 1, "d": 2, "e": NAN, "f": 30}
+    top = {query: ["x"] for query in ranks_before}
+    before, after = _per_query(ranks_before, top), _per_query(ranks_after, top)
+    one = find_rank_changes(before, after, n=1)
+    assert one.index.tolist() == ["c", "e", "d", "f"]  # c: 101 -> 1, the largest of a, b, c; gains first
+    assert one["event"].tolist() == [
+        "entered the top 1 from outside the top 10",
+        "left the top 10 from the top 1",
+        "left the top 1",
+        "left the top 10",
+    ]
+    assert one["direction"].tolist() == ["improved", "worsened", "worsened", "worsened"]
+    two = find_rank_changes(before, after, n=2)
+    assert two.index.tolist() == ["c", "b", "e", "d", "f"]
 
 
 def test_format_rank_change():
@@ -202,11 +242,11 @@ def test_format_rank_change():
     queries = {f"q{i}": f"Question {i}?" for i in range(6)}
     corpus = {f"d{i}": f"Context   number {i}\n about revenue." for i in range(10)}
     corpus["d2"] = "The right context, " + "with a very long tail " * 10
-    relevant = {"q2": {"d2"}, "q4": {"d4"}}
+    relevant = {"q2": {"d2"}, "q3": {"d3"}}
     text = format_rank_change("q2", moves, BEFORE, AFTER, queries, corpus, relevant, top_k=2, width=40)
     assert text.splitlines() == [
         "Q: Question 2?",
-        "   rank of the right context: >100 -> 2",
+        "   rank of the right passage: >100 -> 2 (entered the top 10)",
         "   before 1.   Context number 1 about revenue.",
         "   before 2.   Context number 3 about revenue.",
         "   after  1.   Context number 9 about revenue.",
@@ -214,10 +254,10 @@ def test_format_rank_change():
     ]
     assert len(text.splitlines()[-1].split("✔ ")[1]) == 40  # width, including the ellipsis
 
-    worse = format_rank_change("q4", moves, BEFORE, AFTER, queries, corpus, relevant)
-    assert worse.splitlines()[1] == "   rank of the right context: 50 -> >100"
-    assert "✔" not in worse
-    assert len(worse.splitlines()) == 2 + 3 + 3
+    worse = format_rank_change("q3", moves, BEFORE, AFTER, queries, corpus, relevant).splitlines()
+    assert worse[1] == "   rank of the right passage: 2 -> 40 (left the top 10)"
+    assert len(worse) == 2 + 3 + 3
+    assert [("✔" in line) for line in worse[2:]] == [False, True, False, False, False, False]
 
 
 # --------------------------------------------------------------------------------------------------

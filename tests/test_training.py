@@ -16,7 +16,7 @@ from ft_helpers import training
 from ft_helpers.training import (
     REPORTED_PACKAGES,
     HardwareSettings,
-    build_training_dataset,
+    build_pair_dataset,
     check_batch_size,
     collect_environment,
     detect_hardware,
@@ -148,7 +148,7 @@ def test_check_batch_size_accepts_valid_sizes(rows, batch_size):
 
 
 # --------------------------------------------------------------------------------------------------
-# build_training_dataset
+# build_pair_dataset
 # --------------------------------------------------------------------------------------------------
 TRAIN = pd.DataFrame(
     {
@@ -160,18 +160,18 @@ TRAIN = pd.DataFrame(
 )
 
 
-def test_build_training_dataset_columns_and_order():
-    dataset = build_training_dataset(TRAIN)
+def test_build_pair_dataset_columns_and_order():
+    dataset = build_pair_dataset(TRAIN)
     assert dataset.column_names == ["anchor", "positive"]
     assert len(dataset) == 20
     assert dataset["anchor"] == TRAIN["question"].tolist()
     assert dataset["positive"] == TRAIN["context"].tolist()
 
 
-def test_build_training_dataset_subset_is_seeded():
-    first = build_training_dataset(TRAIN, max_samples=5, seed=42)
-    again = build_training_dataset(TRAIN, max_samples=5, seed=42)
-    other = build_training_dataset(TRAIN, max_samples=5, seed=7)
+def test_build_pair_dataset_subset_is_seeded():
+    first = build_pair_dataset(TRAIN, max_samples=5, seed=42)
+    again = build_pair_dataset(TRAIN, max_samples=5, seed=42)
+    other = build_pair_dataset(TRAIN, max_samples=5, seed=7)
     assert len(first) == 5
     assert first["anchor"] == again["anchor"]
     assert first["positive"] == again["positive"]
@@ -185,16 +185,16 @@ def test_build_training_dataset_subset_is_seeded():
 
 
 @pytest.mark.parametrize("max_samples", [20, 21, 1000])
-def test_build_training_dataset_large_max_samples_keeps_all(max_samples):
-    dataset = build_training_dataset(TRAIN, max_samples=max_samples)
+def test_build_pair_dataset_large_max_samples_keeps_all(max_samples):
+    dataset = build_pair_dataset(TRAIN, max_samples=max_samples)
     assert dataset["anchor"] == TRAIN["question"].tolist()
     assert dataset["positive"] == TRAIN["context"].tolist()
 
 
 @pytest.mark.parametrize("max_samples", [0, -1])
-def test_build_training_dataset_rejects_non_positive_max_samples(max_samples):
+def test_build_pair_dataset_rejects_non_positive_max_samples(max_samples):
     with pytest.raises(ValueError, match=rf"MAX_TRAIN_SAMPLES must be positive or None, got {max_samples}"):
-        build_training_dataset(TRAIN, max_samples=max_samples)
+        build_pair_dataset(TRAIN, max_samples=max_samples)
 
 
 # --------------------------------------------------------------------------------------------------
