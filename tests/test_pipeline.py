@@ -74,6 +74,13 @@ def test_requirements_match_the_package_dependencies():
     assert not any(line.split(">")[0].split("=")[0].strip() == "torch" for line in listed), "never pin torch"
 
 
+def test_license_file_matches_the_declared_license():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    head = " ".join((ROOT / "LICENSE").read_text(encoding="utf-8").split()[:4])
+    assert head == "Apache License Version 2.0,"
+
+
 def fixture_config(tmp_path: Path, model_dir: str, **changes: object) -> RunConfig:
     values = {
         "dataset": str(FIXTURE_DATA),

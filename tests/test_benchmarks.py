@@ -1,0 +1,201 @@
+"""The benchmark records (one schema, no machine paths) and the scripts that make them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+from ft_helpers import HEADLINE_METRICS, RunConfig
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run_full
+import run_notebook
+
+RECORDS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+RUN_KEYS = {
+    "parameters",
+    "packages",
+    "hardware",
+    "training_rows",
+    "training_steps",
+    "training_seconds",
+    "best_checkpoint_metric",
+    "model_dir",
+    "resumed_from",
+}
+
+
+def test_there_are_records():
+    assert len(RECORDS) >= 5
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=[path.stem for path in RECORDS])
+def test_every_record_has_the_one_schema(path: Path):
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert tuple(record) == run_full.RECORD_KEYS
+    benchmark = record["benchmark"]
+    assert tuple(benchmark) == run_full.BENCHMARK_KEYS
+    assert benchmark["name"] == path.stem
+    assert tuple(benchmark["wall_seconds"]) == run_full.WALL_SECONDS_KEYS
+    assert benchmark["text_key"] in (run_full.TEXT_KEY, "whitespace")
+    assert tuple(record["corpus_modes"]) == run_full.CORPUS_MODES
+    measured = [mode for mode in record["corpus_modes"].values() if mode is not None]
+    assert measured, "at least one corpus mode"
+    for mode in measured:
+        assert set(mode) == {"evaluation", "baseline", "finetuned", "comparison"}
+        assert [row["metric"] for row in mode["comparison"]] == list(HEADLINE_METRICS)
+        for row in mode["comparison"]:
+            assert row["ci_low"] <= row["delta"] <= row["ci_high"]
+            assert row["baseline"] == pytest.approx(mode["baseline"][f"test_cosine_{row['metric']}"], abs=1e-6)
+    assert set(record["run"]) == RUN_KEYS
+    assert set(record["run"]["parameters"]) == set(RunConfig().as_dict())
+    assert set(record["split"]) == {"strategy", "group_column", "sizes", "leakage"}
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=[path.stem for path in RECORDS])
+def test_records_hold_no_machine_paths(path: Path):
+    text = path.read_text(encoding="utf-8")
+    assert not run_notebook.MACHINE_PATH.search(text), run_notebook.MACHINE_PATH.search(text)
+    parameters = json.loads(text)["run"]["parameters"]
+    assert parameters["dataset"] == "financial-qa-10k.csv"
+    assert parameters["output_dir"] == "<output_dir>"
+
+
+def test_name_local_paths_keeps_names_and_relative_parts(tmp_path: Path):
+    model = tmp_path / "venv" / "model"
+    model.mkdir(parents=True)
+    run = {
+        "parameters": {
+            "dataset": str(tmp_path / "data" / "qa.csv"),
+            "base_model": str(model),
+            "output_dir": str(tmp_path / "out"),
+        },
+        "model_dir": str(tmp_path / "out" / "model"),
+        "resumed_from": str(tmp_path / "elsewhere" / "checkpoint-7"),
+    }
+    named = run_full.name_local_paths(run, "MiniLM (local copy)")
+    assert named == {
+        "parameters": {"dataset": "qa.csv", "base_model": "MiniLM (local copy)", "output_dir": "<output_dir>"},
+        "model_dir": "<output_dir>/model",
+        "resumed_from": "checkpoint-7",
+    }
+    assert run["parameters"]["dataset"].endswith("qa.csv") and str(tmp_path) in run["model_dir"], "input untouched"
+    hub = {"parameters": {"dataset": "org/data", "base_model": "org/model", "output_dir": "out"}, "model_dir": None}
+    assert run_full.name_local_paths(hub, "x")["parameters"] == {
+        "dataset": "org/data",
+        "base_model": "org/model",
+        "output_dir": "<output_dir>",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# run_notebook.py: what it changes in the notebook, and what it refuses
+# --------------------------------------------------------------------------------------------------
+def small_notebook() -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('DATASET = "org/data"  # Hub id or file\nEPOCHS = 6\nSEED = 42')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Title"), parameters, nbformat.v4.new_code_cell("print(1)")]
+    return notebook
+
+
+def test_set_parameters_replaces_values_only():
+    notebook = small_notebook()
+    run_notebook.set_parameters(notebook, {"DATASET": "/data/qa.csv", "EPOCHS": 1})
+    assert notebook.cells[1].source == "DATASET = '/data/qa.csv'  # Hub id or file\nEPOCHS = 1\nSEED = 42"
+    assert len(notebook.cells) == 3, "no cell added"
+    with pytest.raises(ValueError, match="Not parameters of the notebook: EPOCH"):
+        run_notebook.set_parameters(small_notebook(), {"EPOCH": 1})
+
+
+def test_set_parameters_needs_exactly_one_parameters_cell():
+    notebook = small_notebook()
+    notebook.cells[2].metadata["tags"] = ["parameters"]
+    with pytest.raises(ValueError, match="exactly one cell tagged 'parameters', found 2"):
+        run_notebook.set_parameters(notebook, {"EPOCHS": 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/work/venv/lib/python3.11/site-packages/x.py:3: UserWarning",
+        "Wrote /tmp/run/output/results.json",
+        "/home/user/data.csv",
+        "C:\\Users\\me\\data.csv",
+        "see ~/models/minilm",
+        "/usr/lib/python3/dist-packages/tqdm",
+        "DATASET = '../shared/data/financial-qa-10k.csv'",
+        "/content/output",
+    ],
+)
+def test_find_machine_paths_finds_paths_in_outputs(text: str):
+    notebook = small_notebook()
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", name="stderr", text=text)]
+    found = run_notebook.find_machine_paths(notebook)
+    assert found and all(place.startswith("cells[2].outputs[0].text: ") for place in found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Wrote output/all-MiniLM-L6-v2-financial/results.json",
+        "https://colab.research.google.com/github/OWNER/x/blob/main/nb.ipynb",
+        "huggingface.co/datasets/org/data",
+        "10/20 done; 2/3 of the rows; 1,068 steps",
+        "Q: What was revenue?",
+    ],
+)
+def test_find_machine_paths_leaves_relative_paths_urls_and_prose_alone(text: str):
+    notebook = small_notebook()
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    notebook.cells[0].source = text
+    assert run_notebook.find_machine_paths(notebook) == []
+
+
+def test_find_machine_paths_looks_at_metadata_but_not_pictures():
+    notebook = small_notebook()
+    notebook.metadata["papermill"] = {"output_path": "/work/bench/out.ipynb"}
+    notebook.cells[2].outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR/tmp/xyz", "text/plain": "<Figure>"})
+    ]
+    (found,) = run_notebook.find_machine_paths(notebook)
+    assert found.startswith("metadata.papermill.output_path")
+
+
+def test_clean_for_commit_restores_parameters_and_drops_run_leftovers():
+    notebook = small_notebook()
+    original = notebook.cells[1].source
+    run_notebook.set_parameters(notebook, {"DATASET": "/data/qa.csv"})
+    notebook.metadata["papermill"] = {"duration": 1.0}
+    notebook.cells[2].metadata["execution"] = {"iopub.status.busy": "2026-11-27T10:00:00Z"}
+    warning = "/tmp/ipykernel_6003/945500041.py:3: UserWarning: 2 row(s) ... dropped.\n"
+    notebook.cells[2].outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning)]
+    run_notebook.clean_for_commit(notebook, original)
+    assert notebook.cells[1].source == original
+    assert "papermill" not in notebook.metadata and "execution" not in notebook.cells[2].metadata
+    assert notebook.cells[2].outputs[0]["text"] == "<cell>:3: UserWarning: 2 row(s) ... dropped.\n"
+    assert run_notebook.find_machine_paths(notebook) == []
+
+
+def test_run_notebook_refuses_save_with_other_parameters_and_a_used_folder(tmp_path: Path, capsys):
+    data = tmp_path / "qa.csv"
+    data.write_text("question,context\n")
+    common = ["--dataset", str(data), "--base-model", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        run_notebook.main([*common, "--work-dir", str(tmp_path / "new"), "--save", "--set", "EPOCHS=1"])
+    assert "--save takes the defaults only" in capsys.readouterr().err
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        run_notebook.main([*common, "--work-dir", str(tmp_path / "used")])
+    assert "is not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_notebook.main(
+            ["--dataset", str(tmp_path / "missing.csv"), "--base-model", str(tmp_path), "--work-dir", "w"]
+        )
+    assert "--dataset" in capsys.readouterr().err and not Path("w").exists()
