@@ -130,10 +130,13 @@ def plot_training_curve(log_history: list[dict[str, Any]], metric: str, path: st
 RANK_BANDS = ("1", "2-10", ">10")
 
 
-def _rank_band(rank: float) -> str:
-    if rank == 1:
-        return RANK_BANDS[0]
-    return RANK_BANDS[1] if rank <= 10 else RANK_BANDS[2]  # NaN (not in the top 100) compares False
+def _rank_bands(baseline: pd.DataFrame, finetuned: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    def band(rank: float) -> str:
+        if rank == 1:
+            return RANK_BANDS[0]
+        return RANK_BANDS[1] if rank <= 10 else RANK_BANDS[2]  # NaN (not in the top 100) compares False
+
+    return baseline["rank"].map(band), finetuned.loc[baseline.index, "rank"].map(band)
 
 
 def tabulate_rank_bands(baseline: pd.DataFrame, finetuned: pd.DataFrame) -> pd.DataFrame:
@@ -147,8 +150,7 @@ def tabulate_rank_bands(baseline: pd.DataFrame, finetuned: pd.DataFrame) -> pd.D
         A 3 x 3 table of counts: rows are the base model's band (``"1"``, ``"2-10"``, ``">10"``),
         columns the fine-tuned model's. The diagonal stayed put; above it got worse, below it better.
     """
-    before = baseline["rank"].map(_rank_band)
-    after = finetuned.loc[baseline.index, "rank"].map(_rank_band)
+    before, after = _rank_bands(baseline, finetuned)
     table = pd.crosstab(
         pd.Categorical(before, categories=RANK_BANDS), pd.Categorical(after, categories=RANK_BANDS), dropna=False
     )
@@ -186,8 +188,7 @@ def find_rank_changes(baseline: pd.DataFrame, finetuned: pd.DataFrame, n: int = 
     before = baseline["rank"].fillna(101).astype(int)
     after = finetuned.loc[baseline.index, "rank"].fillna(101).astype(int)
     moves = pd.DataFrame({"rank_before": before, "rank_after": after, "change": before - after})
-    bands = zip(baseline["rank"].map(_rank_band), finetuned.loc[baseline.index, "rank"].map(_rank_band), strict=True)
-    moves["event"] = [RANK_EVENTS.get(band) for band in bands]
+    moves["event"] = [RANK_EVENTS.get(bands) for bands in zip(*_rank_bands(baseline, finetuned), strict=True)]
     picked = [
         moves[moves["event"] == event].sort_values("change", key=abs, ascending=False, kind="stable").head(n)
         for event in RANK_EVENTS.values()

@@ -1,0 +1,63 @@
+"""The README's measured numbers: each table row that names a record must show that record's numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+RESULTS = ROOT / "benchmarks" / "results"
+SOURCED_ROWS = [line for line in README.splitlines() if line.startswith("|") and "benchmarks/results/" in line]
+PAIR = re.compile(r"(\d\.\d{4}) -> (\d\.\d{4})(?: \(([+-]\d\.\d{3})(?:, \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\])?\))?")
+
+
+def record_of(row: str) -> dict:
+    (name,) = set(re.findall(r"benchmarks/results/([\w.-]+)\.json", row))
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def comparisons(record: dict) -> list[dict]:
+    return [row for mode in record["corpus_modes"].values() if mode for row in mode["comparison"]]
+
+
+def test_the_readme_cites_records():
+    assert len(SOURCED_ROWS) >= 8
+    for row in SOURCED_ROWS:
+        for name in re.findall(r"benchmarks/results/([\w.-]+)\.json", row):
+            assert (RESULTS / f"{name}.json").is_file(), name
+
+
+@pytest.mark.parametrize("row", SOURCED_ROWS, ids=range(len(SOURCED_ROWS)))
+def test_every_score_in_a_sourced_row_is_in_its_record(row: str):
+    rows = comparisons(record_of(row))
+    for match in PAIR.finditer(row):
+        before, after, delta, low, high = match.groups()
+        found = [
+            r
+            for r in rows
+            if f"{r['baseline']:.4f}" == before
+            and f"{r['finetuned']:.4f}" == after
+            and (delta is None or f"{r['delta']:+.3f}" == delta)
+            and (low is None or (f"{r['ci_low']:+.3f}", f"{r['ci_high']:+.3f}") == (low, high))
+        ]
+        assert found, f"{match.group()} is not in the record cited by: {row[:80]}"
+
+
+def test_the_notebook_run_is_described_by_its_record():
+    record = json.loads((RESULTS / "grouped_cpu.json").read_text(encoding="utf-8"))
+    evaluation = record["corpus_modes"]["deduplicated"]["evaluation"]
+    sentence = re.search(r"Its ([\d,]+) test rows give ([\d,]+) queries .*? against\s+([\d,]+) documents", README, re.S)
+    assert sentence, "the README describes the notebook run's test set"
+    numbers = [int(group.replace(",", "")) for group in sentence.groups()]
+    assert numbers == [record["split"]["sizes"]["test"], evaluation["queries"], evaluation["documents"]]
+    assert all(row["p_value"] < 0.001 for row in record["corpus_modes"]["deduplicated"]["comparison"])
+
+
+def test_times_are_stated_once():
+    """The run-time table is the one place for measured times: no minutes or seconds elsewhere."""
+    times_section = README.split("## Run times (measured)")[1].split("\n## ")[0]
+    elsewhere = README.replace(times_section, "")
+    assert not re.findall(r"\b\d+(?:\.\d+)? ?(?:min|minutes|s|seconds|hours?)\b", elsewhere)
