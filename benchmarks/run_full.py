@@ -120,7 +120,8 @@ def build_record(
         },
         "corpus_modes": {key: modes[key] for key in CORPUS_MODES},
         "split": results["split"],
-        "run": name_local_paths(results["run"], base_model_name),
+        # results.json files written before resumed_from was always present lack it
+        "run": {"resumed_from": None} | name_local_paths(results["run"], base_model_name),
     }
 
 
