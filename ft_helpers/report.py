@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -269,6 +270,9 @@ def _to_jsonable(value: Any) -> Any:
 def save_results(path: str | Path, **sections: Any) -> Path:
     """Write the run's results as JSON (DataFrames become lists of records, NaN and infinity become null).
 
+    The file is written whole or not at all: into a temporary file beside it, then renamed over it, so an
+    interrupted run never leaves a half-written ``results.json``.
+
     Args:
         path: Output file, e.g. ``OUTPUT_DIR / "results.json"``; parent folders are created.
         **sections: Top-level keys, e.g. ``baseline=..., finetuned=..., comparison=..., split=..., run=...``.
@@ -278,5 +282,11 @@ def save_results(path: str | Path, **sections: Any) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_to_jsonable(sections), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(_to_jsonable(sections), indent=2, ensure_ascii=False) + "\n"  # fails before anything is written
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path

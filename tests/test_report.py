@@ -337,3 +337,26 @@ def test_save_results_accepts_str_path_and_overwrites(tmp_path):
     save_results(str(target), a=1)
     save_results(str(target), b=[np.int32(3), np.float64(0.25)])
     assert _strict_json(target.read_text(encoding="utf-8")) == {"b": [3, 0.25]}
+
+
+def test_save_results_never_leaves_a_half_written_file(tmp_path):
+    target = tmp_path / "results.json"
+    save_results(target, a=1)
+    with pytest.raises(TypeError):  # not JSON-serialisable: nothing may be written
+        save_results(target, a=object())
+    assert _strict_json(target.read_text(encoding="utf-8")) == {"a": 1}, "the earlier file is intact"
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"], "no temporary file left behind"
+
+
+def test_save_results_interrupted_while_writing_keeps_the_earlier_file(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    save_results(target, a=1)
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ft_helpers.report.os.replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        save_results(target, a=2)
+    assert _strict_json(target.read_text(encoding="utf-8")) == {"a": 1}
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
