@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from .split import SPLIT_STRATEGIES
+
+#: Fewest bootstrap resamples that give a usable 95% interval (and a p-value resolution of 0.01).
+MIN_BOOTSTRAP_RESAMPLES = 100
 
 
 @dataclass
@@ -44,6 +50,47 @@ class RunConfig:
     deduplicate_corpus: bool = True
     eval_batch_size: int = 64
     bootstrap_resamples: int = 10_000
+
+    def validate(self) -> None:
+        """Check every parameter's type and range, before anything is loaded or trained.
+
+        Messages name the notebook's parameters (``EPOCHS``); the command line shows its flags instead.
+
+        Raises:
+            ValueError: The first parameter out of range, with what to set instead.
+        """
+
+        def whole(name: str, value: Any, low: int, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                none = " or None" if allow_none else ""
+                raise ValueError(f"{name.upper()} must be a whole number >= {low}{none}, got {value!r}.")
+
+        for name in ("dataset", "question_column", "context_column", "base_model", "output_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name.upper()} must be a non-empty text, got {value!r}.")
+        if self.question_column == self.context_column:
+            raise ValueError(f"QUESTION_COLUMN and CONTEXT_COLUMN must differ (both are {self.question_column!r}).")
+        whole("epochs", self.epochs, 1)
+        whole("train_batch_size", self.train_batch_size, 2)  # in-batch negatives need a second pair
+        whole("max_train_samples", self.max_train_samples, 2, allow_none=True)
+        whole("seed", self.seed, 0)
+        whole("eval_batch_size", self.eval_batch_size, 1)
+        whole("bootstrap_resamples", self.bootstrap_resamples, MIN_BOOTSTRAP_RESAMPLES)
+        rate = self.learning_rate
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < 1:
+            raise ValueError(f"LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got {rate!r}.")
+        if self.split not in SPLIT_STRATEGIES:
+            raise ValueError(f"SPLIT must be one of {', '.join(map(repr, SPLIT_STRATEGIES))}, got {self.split!r}.")
+        if self.group_column is not None:
+            if not isinstance(self.group_column, str) or not self.group_column.strip():
+                raise ValueError(f"GROUP_COLUMN must be a column name or None, got {self.group_column!r}.")
+            if self.split != "grouped":
+                raise ValueError("GROUP_COLUMN only applies to SPLIT = 'grouped'; set it to None.")
+        if not isinstance(self.deduplicate_corpus, bool):
+            raise ValueError(f"DEDUPLICATE_CORPUS must be True or False, got {self.deduplicate_corpus!r}.")
 
     def as_dict(self) -> dict[str, Any]:
         """Return the parameters as a plain dict."""

@@ -58,7 +58,7 @@ def read_table(source: str | Path) -> pd.DataFrame:
         raise QADataError(f"Data file not found: {str(path)!r} (working directory: {Path.cwd()}).")
     try:
         if suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=str)  # a CSV holds text: "2023" stays a question, not a number
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".jsonl":
@@ -105,7 +105,7 @@ def validate_qa_pairs(
 ) -> pd.DataFrame:
     """Check the question and context columns and return them renamed to ``question`` and ``context``.
 
-    Other columns (a ``ticker`` to group by, say) are kept. Values are converted to ``str``. The index
+    Other columns (a ``ticker`` to group by, say) are kept. Questions and contexts must be strings. The index
     is the row number in the source (0..n-1), kept when empty rows are dropped, so a row keeps its id.
 
     Args:
@@ -120,6 +120,7 @@ def validate_qa_pairs(
 
     Raises:
         QADataError: A column is missing (the message lists the columns that exist), no rows are left,
+            a question or context is not a string (a number, list or dict: the message names column and row),
             or (unless ``drop_empty``) a question or context is empty or missing (the message names the rows).
     """
     available = [str(c) for c in frame.columns]
@@ -162,9 +163,17 @@ def validate_qa_pairs(
     out = out.drop(index=sorted(set(dropped)))
     if len(out) == 0:
         raise QADataError("No rows left after dropping rows with an empty question or context.")
+    for role, source in (("question", question_column), ("context", context_column)):
+        not_text = out[role].map(lambda value: not isinstance(value, str))
+        if not_text.any():
+            row = not_text.idxmax()
+            value = out.at[row, role]
+            raise QADataError(
+                f"Column {source!r} holds {not_text.sum()} value(s) that are not text, e.g. row {row}: "
+                f"{type(value).__name__} {str(value)[:60]!r}. Questions and contexts must be strings: "
+                "convert or flatten them first, or check that the right column is named."
+            )
     out.attrs["source_rows"] = len(frame)  # lets split_reference shuffle exactly as over the source
-    out["question"] = out["question"].astype(str)
-    out["context"] = out["context"].astype(str)
     return out
 
 

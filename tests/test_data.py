@@ -171,11 +171,36 @@ def test_index_is_source_row_number_even_for_a_custom_index() -> None:
     assert pairs["question"].tolist() == SAMPLE["question"].tolist()
 
 
-def test_values_are_converted_to_str() -> None:
-    frame = pd.DataFrame({"question": [2023, 2024], "context": [1.5, 2.5]})
-    pairs = validate_qa_pairs(frame)
-    assert pairs["question"].tolist() == ["2023", "2024"]
-    assert pairs["context"].tolist() == ["1.5", "2.5"]
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("q", 2023, "int '2023'"),
+        ("ctx", 1.5, "float '1.5'"),
+        ("ctx", {"text": "Revenue rose."}, "dict \"{'text': 'Revenue rose.'}\""),
+        ("q", ["Why?", "How?"], "list \"['Why?', 'How?']\""),
+    ],
+)
+def test_non_text_cells_are_rejected_naming_column_and_row(column: str, value: object, shown: str) -> None:
+    frame = pd.DataFrame({"q": ["Why?", "How?", "What?"], "ctx": ["A.", "B.", "C."]}, dtype=object)
+    frame.at[1, column] = value
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(frame, question_column="q", context_column="ctx")
+    assert f"Column '{column}' holds 1 value(s) that are not text, e.g. row 1: {shown}." in str(info.value)
+
+
+def test_json_records_with_nested_values_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "nested.jsonl"
+    rows = [{"question": "Why?", "context": {"text": "Because.", "page": 3}}, {"question": "How?", "context": "So."}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(QADataError, match=r"Column 'context' holds 1 value\(s\) that are not text, e.g. row 0: dict"):
+        load_qa_pairs(path)
+
+
+def test_csv_numbers_stay_text(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.csv"
+    path.write_text("question,context,year\n2023,007,2023\nWhy?,Because.,2024\n")
+    pairs = load_qa_pairs(path)
+    assert pairs.to_dict("records")[0] == {"question": "2023", "context": "007", "year": "2023"}
 
 
 def test_same_question_and_context_column_rejected() -> None:

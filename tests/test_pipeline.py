@@ -152,3 +152,36 @@ def test_pipeline_resumes_from_a_checkpoint_instead_of_training_again(tmp_path: 
     weights = [load_file(Path(run["run"]["model_dir"]) / "model.safetensors") for run in (first, resumed)]
     assert weights[0].keys() == weights[1].keys()
     assert all((weights[0][name] == weights[1][name]).all() for name in weights[0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 0}, "EPOCHS must be a whole number >= 1, got 0."),
+        ({"epochs": -1}, "EPOCHS must be a whole number >= 1, got -1."),
+        ({"epochs": 1.5}, "EPOCHS must be a whole number >= 1, got 1.5."),
+        ({"train_batch_size": 1}, "TRAIN_BATCH_SIZE must be a whole number >= 2, got 1."),
+        ({"learning_rate": -1.0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got -1.0."),
+        ({"learning_rate": 0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got 0."),
+        ({"max_train_samples": 0}, "MAX_TRAIN_SAMPLES must be a whole number >= 2 or None, got 0."),
+        ({"seed": -3}, "SEED must be a whole number >= 0, got -3."),
+        ({"eval_batch_size": 0}, "EVAL_BATCH_SIZE must be a whole number >= 1, got 0."),
+        ({"bootstrap_resamples": 0}, "BOOTSTRAP_RESAMPLES must be a whole number >= 100, got 0."),
+        ({"split": "random"}, "SPLIT must be one of 'grouped', 'reference', got 'random'."),
+        ({"group_column": "ticker", "split": "reference"}, "GROUP_COLUMN only applies to SPLIT = 'grouped'"),
+        ({"group_column": ""}, "GROUP_COLUMN must be a column name or None, got ''."),
+        ({"dataset": " "}, "DATASET must be a non-empty text, got ' '."),
+        ({"context_column": "question"}, "QUESTION_COLUMN and CONTEXT_COLUMN must differ (both are 'question')."),
+        ({"deduplicate_corpus": "yes"}, "DEDUPLICATE_CORPUS must be True or False, got 'yes'."),
+    ],
+)
+def test_run_config_validate_names_the_parameter_and_its_range(changes: dict, message: str):
+    with pytest.raises(ValueError) as info:
+        RunConfig(**changes).validate()
+    assert str(info.value).startswith(message)
+
+
+def test_run_config_defaults_and_edges_are_valid():
+    RunConfig().validate()
+    RunConfig(epochs=1, train_batch_size=2, max_train_samples=2, seed=0, bootstrap_resamples=100).validate()
+    RunConfig(learning_rate=0.5, group_column="ticker").validate()
