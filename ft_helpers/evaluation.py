@@ -109,6 +109,46 @@ def build_ir_inputs(query_pairs: pd.DataFrame, corpus_pairs: pd.DataFrame, dedup
     return IRInputs(corpus, queries, relevant, deduplicated=True)
 
 
+#: Fewest distinct passages a corpus must hold: with 10 or so, every top-10 metric is close to 1 by chance.
+MIN_CORPUS_DOCUMENTS = 20
+#: Below this many test queries the confidence intervals get wide (they shrink with the square root of the count).
+FEW_TEST_QUERIES = 100
+
+
+def check_evaluation_sizes(test: IRInputs, validation: IRInputs) -> list[str]:
+    """Refuse evaluation inputs too small to mean anything, and describe those that are merely small.
+
+    Args:
+        test: Evaluator inputs of the test split.
+        validation: Evaluator inputs of the validation split.
+
+    Returns:
+        Warnings to show (empty when the sizes are fine).
+
+    Raises:
+        QADataError: The corpus holds fewer than :data:`MIN_CORPUS_DOCUMENTS` passages, or the test split
+            fewer than 2 queries (no interval can be computed), or the validation split none.
+    """
+    if len(test.corpus) < MIN_CORPUS_DOCUMENTS:
+        raise QADataError(
+            f"The corpus holds {len(test.corpus)} distinct passage(s); retrieval metrics need at least "
+            f"{MIN_CORPUS_DOCUMENTS} (with 10 or fewer, every top-10 metric is 1). Use more data."
+        )
+    if len(test.queries) < 2:
+        raise QADataError(
+            f"The test split holds {len(test.queries)} question(s); comparing two models needs at least 2, "
+            f"and {FEW_TEST_QUERIES} or more for useful confidence intervals. Use more data."
+        )
+    if not validation.queries:
+        raise QADataError("The validation split holds no questions. Use more data.")
+    if len(test.queries) < FEW_TEST_QUERIES:
+        return [
+            f"The test split holds only {len(test.queries)} question(s): expect wide confidence intervals "
+            "(they shrink with the square root of the number of questions)."
+        ]
+    return []
+
+
 def build_ir_evaluator(
     inputs: IRInputs, name: str, batch_size: int = 64, show_progress_bar: bool = False
 ) -> InformationRetrievalEvaluator:

@@ -6,6 +6,7 @@ that both give the same results on the same input (``tests/test_notebook.py`` ch
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .evaluation import (
     RetrievalResult,
     build_ir_evaluator,
     build_ir_inputs,
+    check_evaluation_sizes,
     evaluate_retrieval,
 )
 from .report import HEADLINE_METRICS, build_comparison_table, plot_comparison, plot_training_curve, save_results
@@ -103,14 +105,68 @@ def collect_results(
     }
 
 
-def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: str | None = None) -> dict[str, Any]:
-    """Load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
+def prepare_output_dir(output_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Make sure a run can write to ``output_dir`` without mixing its files with another run's.
+
+    Args:
+        output_dir: The run's output folder.
+        overwrite: Clear a non-empty folder first.
+        resume: Keep a non-empty folder, to go on from its last checkpoint.
+
+    Returns:
+        The folder, created if it did not exist.
+
+    Raises:
+        ValueError: Both options are given, or the folder is not empty and neither is, or there is
+            nothing to resume.
+        OSError: The path is a file, or the folder cannot be written to.
+    """
+    folder = Path(output_dir).expanduser()
+    if overwrite and resume:
+        raise ValueError("Choose one of overwrite (start again) and resume (go on), not both.")
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"OUTPUT_DIR {str(folder)!r} is a file, not a folder: choose a folder name.")
+    used = folder.is_dir() and any(folder.iterdir())
+    if resume and not list((folder / "checkpoints").glob("checkpoint-*")):
+        raise ValueError(f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder.")
+    if used and not (overwrite or resume):
+        raise ValueError(
+            f"OUTPUT_DIR {str(folder)!r} is not empty: choose a new folder, overwrite it (its files are deleted "
+            "first), or resume the run it holds."
+        )
+    if used and overwrite:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".write-test"
+    try:
+        probe.write_text("", encoding="utf-8")
+    except OSError as err:
+        raise OSError(f"Cannot write to OUTPUT_DIR {str(folder)!r}: {err.strerror or err}.") from None
+    probe.unlink()
+    return folder
+
+
+def run_pipeline(
+    config: RunConfig,
+    log: Any = print,
+    resume_from_checkpoint: str | bool | None = None,
+    overwrite: bool = False,
+    keep_checkpoints: bool = True,
+) -> dict[str, Any]:
+    """Check, load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
+
+    Everything that can be checked without a model is checked first (parameters, output folder, data,
+    split and evaluation sizes), so bad input fails within seconds. ``results.json`` is written last.
 
     Args:
         config: The run's parameters.
-        log: Called with progress messages (``print`` by default).
-        resume_from_checkpoint: A checkpoint folder of an interrupted run with the same config to go on
-            from (its trainer, optimizer and random states are restored); ``None`` trains from the start.
+        log: Called with progress messages and warnings (``print`` by default).
+        resume_from_checkpoint: Go on from a checkpoint of an interrupted run with the same config (its
+            trainer, optimizer and random states are restored): a checkpoint folder, or ``True`` for the
+            last one in ``OUTPUT_DIR/checkpoints``; ``None`` trains from the start.
+        overwrite: Clear a non-empty ``OUTPUT_DIR`` first (otherwise a non-empty one is refused, unless
+            resuming from its own checkpoints).
+        keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
 
     Returns:
         The content of ``results.json`` (see :func:`collect_results`).
@@ -123,31 +179,38 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
         SentenceTransformerTrainingArguments,
     )
 
-    output_dir = Path(config.output_dir)
-    hardware = detect_hardware()
-    log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
-
-    # 1. Data and splits
+    # 1. Everything that needs no model: parameters, output folder, data, split, sizes
+    config.validate()
+    resume = resume_from_checkpoint is True
     pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
     leakage = report_leakage(splits, config.group_column)
-    log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
-
-    # 2. Evaluator inputs: retrieve from every context in the data
     test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
+        log(f"warning: {warning}")
+    train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
+    validation_dataset = build_pair_dataset(splits["validation"])
+    check_batch_size(len(train_dataset), config.train_batch_size)
+    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume_from_checkpoint = get_last_checkpoint(str(output_dir / "checkpoints"))
+    log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
+
+    # 2. Evaluators: retrieve from every context in the data
     test_evaluator = build_ir_evaluator(test_inputs, name="test", batch_size=config.eval_batch_size)
     validation_evaluator = build_ir_evaluator(validation_inputs, name="validation", batch_size=config.eval_batch_size)
 
     # 3. Base model and its baseline
+    hardware = detect_hardware()
+    log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     base_model = load_base_model(config.base_model, device=hardware.device)
     baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
     log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
 
-    # 4. Training and validation pairs, training arguments (the same settings as the notebook)
-    train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
-    validation_dataset = build_pair_dataset(splits["validation"])
-    check_batch_size(len(train_dataset), config.train_batch_size)
+    # 4. Training arguments (the same settings as the notebook)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -191,6 +254,8 @@ def run_pipeline(config: RunConfig, log: Any = print, resume_from_checkpoint: st
     # 6. Save, evaluate the fine-tuned model, compare
     model_dir = output_dir / "model"
     trainer.model.save(str(model_dir))
+    if not keep_checkpoints:
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     finetuned = evaluate_retrieval(trainer.model, test_evaluator, output_dir / "eval" / "finetuned")
     comparison = compare_per_query(
         baseline.per_query,
