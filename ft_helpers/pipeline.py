@@ -31,6 +31,7 @@ from .training import (
     HardwareSettings,
     build_pair_dataset,
     check_batch_size,
+    check_model_reference,
     collect_environment,
     detect_hardware,
     load_base_model,
@@ -181,6 +182,7 @@ def run_pipeline(
 
     # 1. Everything that needs no model: parameters, output folder, data, split, sizes
     config.validate()
+    check_model_reference(config.base_model)
     resume = resume_from_checkpoint is True
     pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)

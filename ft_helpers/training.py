@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -91,6 +92,47 @@ def collect_environment() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def check_model_reference(name_or_path: str | Path) -> None:
+    """Check, without loading anything, that a model reference can work: a saved model folder or a Hub id.
+
+    Args:
+        name_or_path: What would be passed to :func:`load_base_model`.
+
+    Raises:
+        OSError: A local path that is not a folder holding a saved model; a reference that is neither a
+            folder here nor shaped like a Hub id (``name`` or ``org/name``); or a Hub id that is not in the
+            local cache while the Hub is switched off (``HF_HUB_OFFLINE``). The message says what to give instead.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists() or text.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise OSError(f"Model folder not found: {text!r} (working directory: {Path.cwd()}).")
+        if not any((path / name).is_file() for name in ("modules.json", "config.json")):
+            raise OSError(
+                f"The folder {text!r} holds no saved model (no modules.json or config.json): give the folder that "
+                "SentenceTransformer.save() wrote, or a Hugging Face Hub id."
+            )
+        return
+    if text.count("/") > 1 or "\\" in text or not text.strip("/"):
+        raise OSError(
+            f"Model {text!r} is neither a folder here (working directory: {Path.cwd()}) nor a Hugging Face Hub id "
+            "('name' or 'org/name'). Give an existing folder, e.g. ./models/minilm, or a Hub id."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline and not _in_hub_cache(text):
+        raise OSError(
+            f"Model {text!r} is not a folder here (working directory: {Path.cwd()}), and the Hugging Face Hub is "
+            "switched off (HF_HUB_OFFLINE) with no copy of it in the cache: give a local folder holding the model."
+        )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def load_base_model(name_or_path: str | Path, device: str | None = None) -> SentenceTransformer:

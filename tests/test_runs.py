@@ -87,13 +87,15 @@ def test_output_dir_that_is_a_file_or_both_options_are_refused(tmp_path: Path):
         ({"train_batch_size": 500}, ValueError, "TRAIN_BATCH_SIZE to at most"),
         ({"context_column": "passage"}, QADataError, "Available columns: question, context, company"),
         ({"max_train_samples": 3}, ValueError, "fewer than one batch of 8"),
+        ({"base_model": "./models/missing"}, OSError, r"Model folder not found: '\./models/missing'"),
+        ({"base_model": "models/minilm"}, OSError, r"Hugging Face Hub is switched off \(HF_HUB_OFFLINE\)"),
     ],
 )
 def test_bad_input_fails_before_any_model_is_loaded_and_writes_nothing(
-    tmp_path: Path, no_model_loading: None, changes: dict, error: type, message: str
+    tmp_path: Path, tiny_model_dir: str, no_model_loading: None, changes: dict, error: type, message: str
 ):
     with pytest.raises(error, match=message):
-        run_pipeline(fixture_config(tmp_path, "unused", **changes), log=lambda line: None)
+        run_pipeline(fixture_config(tmp_path, tiny_model_dir, **changes), log=lambda line: None)
     assert not (tmp_path / "run").exists()
 
 
@@ -102,17 +104,19 @@ def write_rows(path: Path, questions: list[str], contexts: list[str]) -> Path:
     return path
 
 
-def test_a_corpus_of_too_few_passages_is_refused(tmp_path: Path, no_model_loading: None):
+def test_a_corpus_of_too_few_passages_is_refused(tmp_path: Path, tiny_model_dir: str, no_model_loading: None):
     data = write_rows(tmp_path / "few.csv", [f"Question {i}?" for i in range(60)], ["One passage."] * 60)
     with pytest.raises(QADataError, match=r"The corpus holds 1 distinct passage\(s\); retrieval metrics need at least"):
-        run_pipeline(fixture_config(tmp_path, "unused", dataset=str(data), split="reference"), log=lambda line: None)
+        run_pipeline(
+            fixture_config(tmp_path, tiny_model_dir, dataset=str(data), split="reference"), log=lambda line: None
+        )
     assert not (tmp_path / "run").exists()
 
 
-def test_a_test_split_of_one_question_is_refused(tmp_path: Path, no_model_loading: None):
+def test_a_test_split_of_one_question_is_refused(tmp_path: Path, tiny_model_dir: str, no_model_loading: None):
     # 25 rows: the reference split tests 3 of them, all asking the same question, so one query
     data = write_rows(tmp_path / "same.csv", ["The same question?"] * 25, [f"Passage {i}." for i in range(25)])
-    config = fixture_config(tmp_path, "unused", dataset=str(data), split="reference", train_batch_size=2)
+    config = fixture_config(tmp_path, tiny_model_dir, dataset=str(data), split="reference", train_batch_size=2)
     with pytest.raises(
         QADataError, match=r"The test split holds 1 question\(s\); comparing two models needs at least 2"
     ):
@@ -120,10 +124,10 @@ def test_a_test_split_of_one_question_is_refused(tmp_path: Path, no_model_loadin
     assert not (tmp_path / "run").exists()
 
 
-def test_a_small_test_split_gives_a_counted_warning(tmp_path: Path, no_model_loading: None):
+def test_a_small_test_split_gives_a_counted_warning(tmp_path: Path, tiny_model_dir: str, no_model_loading: None):
     lines: list[str] = []
     with pytest.raises(AssertionError, match="a model was loaded"):  # the checks passed; the model comes next
-        run_pipeline(fixture_config(tmp_path, "unused"), log=lines.append)
+        run_pipeline(fixture_config(tmp_path, tiny_model_dir), log=lines.append)
     assert [line for line in lines if line.startswith("warning:")] == [
         "warning: The test split holds only 5 question(s): expect wide confidence intervals "
         "(they shrink with the square root of the number of questions)."

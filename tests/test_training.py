@@ -18,6 +18,7 @@ from ft_helpers.training import (
     HardwareSettings,
     build_pair_dataset,
     check_batch_size,
+    check_model_reference,
     collect_environment,
     detect_hardware,
     load_base_model,
@@ -195,6 +196,53 @@ def test_build_pair_dataset_large_max_samples_keeps_all(max_samples):
 def test_build_pair_dataset_rejects_non_positive_max_samples(max_samples):
     with pytest.raises(ValueError, match=rf"MAX_TRAIN_SAMPLES must be positive or None, got {max_samples}"):
         build_pair_dataset(TRAIN, max_samples=max_samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# check_model_reference: no loading, no network
+# --------------------------------------------------------------------------------------------------
+def test_check_model_reference_accepts_a_saved_folder(tiny_model_dir):
+    check_model_reference(tiny_model_dir)
+    check_model_reference(Path(tiny_model_dir))
+
+
+@pytest.mark.parametrize(
+    ("make", "reference", "message"),
+    [
+        (None, "./models/base", r"Model folder not found: '\./models/base'"),
+        ("file", "weights.bin", "Model folder not found: 'weights.bin'"),
+        ("empty", "empty", "The folder 'empty' holds no saved model"),
+        (None, "models/minilm/v2", "is neither a folder here .* nor a Hugging Face Hub id"),
+        (None, "models/minilm", r"not a folder here .* switched off \(HF_HUB_OFFLINE\) with no copy of it"),
+    ],
+)
+def test_check_model_reference_says_what_is_wrong(tmp_path, monkeypatch, make, reference, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if make == "file":
+        Path(reference).write_bytes(b"\0")
+    if make == "empty":
+        Path(reference).mkdir()
+    with pytest.raises(OSError, match=message) as info:
+        check_model_reference(reference)
+    assert str(tmp_path) in str(info.value) or make == "empty"
+
+
+def test_check_model_reference_offline_accepts_a_cached_hub_model(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    snapshot = tmp_path / "models--org--model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--org--model" / "refs").mkdir()
+    (tmp_path / "models--org--model" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_model_reference("org/model")
+    with pytest.raises(OSError, match="no copy of it in the cache"):
+        check_model_reference("org/other")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    check_model_reference("org/other")  # online: left to the Hub
 
 
 # --------------------------------------------------------------------------------------------------
