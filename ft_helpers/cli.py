@@ -1,15 +1,58 @@
-"""Command line: ``python -m ft_helpers --dataset data.csv --base-model models/minilm --epochs 1``."""
+"""Command line: ``python -m ft_helpers run ...`` fine-tunes and compares; ``python -m ft_helpers evaluate ...`` scores.
+
+Bad input ends the command with one line on standard error naming the option and what to do, and exit
+status 2; Ctrl-C ends it with one line saying how to resume, and status 130.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
+import traceback
 from dataclasses import fields
+from typing import Any
 
-from .config import RunConfig
+from .config import PARAMETER_HELP, RunConfig
+from .data import SUPPORTED_SUFFIXES
+
+#: Exit status for bad input and for an interrupted run.
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+RUN_EPILOG = f"""\
+data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one question and the passage that
+  answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
+  or passage are dropped with a warning.
+splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
+  passage and question in one split; 'reference' repeats the reference notebook's random split.
+writes to --output-dir: model/ (the fine-tuned model), eval/ (per-query scores of both models), comparison.png,
+  training.png and results.json (both models' metrics, the comparison with 95% intervals, the split and its
+  leakage report, parameters, versions, hardware, timings), written last. A non-empty folder is refused unless
+  --overwrite (delete its files first) or --resume (go on from its last checkpoint). Checkpoints are deleted once
+  the best model is saved, unless --keep-checkpoints.
+example: python -m ft_helpers run --dataset data/qa.csv --base-model models/minilm --output-dir out
+"""
+
+EVALUATE_EPILOG = """\
+One --model: its test metrics. Two: both, and the second compared with the first query by query (paired
+bootstrap 95% intervals and a permutation test). The test split is the one 'run' makes with the same --dataset,
+--split and --seed, so a model fine-tuned by 'run' is scored on questions it never saw.
+writes to --output-dir: eval/model_<n>/ (per-query scores), comparison.png (two models) and results.json.
+example: python -m ft_helpers evaluate --dataset data/qa.csv --model models/minilm --model out/model \\
+  --output-dir out-eval
+"""
 
 
-def _none_or(kind: type) -> object:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the option and the problem) and exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _none_or(kind: type) -> Any:
     def parse(text: str) -> object:
         return None if text.lower() == "none" else kind(text)
 
@@ -17,43 +60,145 @@ def _none_or(kind: type) -> object:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser: one ``--option`` per :class:`~ft_helpers.config.RunConfig` field."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ft_helpers",
-        description="Fine-tune a sentence-transformers model on question/context pairs and compare it with the base "
-        "model on a held-out test split.",
-    )
+#: How to read each option's text, where it is not a plain string.
+_KINDS = {
+    "epochs": int,
+    "train_batch_size": int,
+    "learning_rate": float,
+    "seed": int,
+    "eval_batch_size": int,
+    "bootstrap_resamples": int,
+    "max_train_samples": _none_or(int),
+    "group_column": _none_or(str),
+}
+
+
+def flag(name: str) -> str:
+    """Return the option of a :class:`~ft_helpers.config.RunConfig` field, e.g. ``--max-train-samples``."""
+    return "--" + name.replace("_", "-")
+
+
+def _add_parameters(parser: argparse.ArgumentParser, names: list[str], overrides: dict[str, Any]) -> None:
     defaults = RunConfig()
-    kinds = {
-        "epochs": int,
-        "train_batch_size": int,
-        "learning_rate": float,
-        "seed": int,
-        "eval_batch_size": int,
-        "bootstrap_resamples": int,
-        "max_train_samples": _none_or(int),
-        "group_column": _none_or(str),
-    }
-    for field in fields(RunConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
+    for name in names:
+        default = overrides.get(name, getattr(defaults, name))
+        text = PARAMETER_HELP[name].replace("%", "%%")
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            parser.add_argument(flag, type=kinds.get(field.name, str), default=default, help=f"default: {default}")
+            parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=default, help=text)
+            continue
+        choices = ["grouped", "reference"] if name == "split" else None
+        parser.add_argument(
+            flag(name),
+            type=_KINDS.get(name, str),
+            default=default,
+            choices=choices,
+            metavar=name.upper(),
+            help=f"{text} Default: {default}.",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser: ``run`` with one option per :class:`~ft_helpers.config.RunConfig` field, and ``evaluate``."""
+    from .pipeline import EVALUATE_PARAMETERS
+
+    parser = _Parser(
+        prog="python -m ft_helpers",
+        description="Fine-tune a sentence-transformers embedding model on question/passage pairs for retrieval, "
+        "and measure it against the base model on held-out questions.",
+    )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate}", parser_class=_Parser)
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    run = commands.add_parser(
+        "run",
+        help="split, score the base model, fine-tune, score again and compare",
+        description="Split the data, score the base model, fine-tune it, score it again and compare the two\n"
+        "on the test split: the notebook's steps, with the same parameters.",
+        epilog=RUN_EPILOG,
+        formatter_class=formatter,
+    )
+    _add_parameters(run, [field.name for field in fields(RunConfig)], {})
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
+    resume.add_argument(
+        "--resume", action="store_true", help="go on from the last checkpoint in --output-dir (same options)"
+    )
+    run.add_argument("--keep-checkpoints", action="store_true", help="keep --output-dir/checkpoints at the end")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score one model on the test split, or compare two",
+        description="Score one model on the test split, or compare two on it query by query.",
+        epilog=EVALUATE_EPILOG,
+        formatter_class=formatter,
+    )
+    evaluate.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="MODEL",
+        help="a Hub id or a model folder; give it twice to compare (the first is the baseline)",
+    )
+    _add_parameters(evaluate, list(EVALUATE_PARAMETERS), {"output_dir": "output/evaluation"})
+    evaluate.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the pipeline from command-line arguments and print the comparison."""
-    from .pipeline import run_pipeline
+def to_command_line(message: str) -> str:
+    """Rewrite a message for the command line: parameter names become options, and it fits on one line.
 
-    config = RunConfig(**vars(build_parser().parse_args(argv)))
-    results = run_pipeline(config)
-    print(
-        json.dumps(
-            {"results": f"{config.output_dir}/results.json", "training_seconds": results["run"]["training_seconds"]}
-        )
-    )
+    Args:
+        message: An error or warning from ``ft_helpers`` (which names the notebook's parameters, e.g. ``EPOCHS``).
+
+    Returns:
+        The message with ``EPOCHS`` as ``--epochs``, ``overwrite=True`` as ``--overwrite`` (and so on), on one line.
+    """
+    for name in (field.name for field in fields(RunConfig)):
+        message = re.sub(rf"\b{name.upper()}\b", flag(name), message)
+    for python, option in (
+        ("overwrite=True", "--overwrite"),
+        ("resume_from_checkpoint=True", "--resume"),
+    ):
+        message = message.replace(python, option)
+    return " ".join(message.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; return the exit status (0 done, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    options = vars(args)
+    debug = options.pop("debug")
+    command = options.pop("command")
+    try:
+        if command == "run":
+            from .pipeline import run_pipeline
+
+            control = {name: options.pop(name) for name in ("overwrite", "resume", "keep_checkpoints")}
+            config = RunConfig(**options)
+            results = run_pipeline(
+                config,
+                log=lambda line: print(to_command_line(line) if line.startswith("warning:") else line),
+                resume_from_checkpoint=True if control["resume"] else None,
+                overwrite=control["overwrite"],
+                keep_checkpoints=control["keep_checkpoints"],
+            )
+            summary = {"results": f"{config.output_dir}/results.json", "model": results["run"]["model_dir"]}
+        else:
+            from .pipeline import evaluate_models
+
+            models, overwrite = options.pop("model"), options.pop("overwrite")
+            config = RunConfig(**options)
+            evaluate_models(models, config, log=lambda line: print(to_command_line(line)), overwrite=overwrite)
+            summary = {"results": f"{config.output_dir}/results.json"}
+    except KeyboardInterrupt:
+        how = "run the same command with --resume" if command == "run" else "run the same command with --overwrite"
+        print(f"\nInterrupted. To go on, {how}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as err:  # QADataError is a ValueError: everything we check raises these
+        if debug:
+            traceback.print_exc()
+        print(f"error: {to_command_line(str(err))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(summary))
     return 0

@@ -13,26 +13,40 @@ from .split import SPLIT_STRATEGIES
 MIN_BOOTSTRAP_RESAMPLES = 100
 
 
+#: What each parameter means, for ``--help`` (the command line) and readers of ``results.json``.
+PARAMETER_HELP = {
+    "dataset": "Hugging Face Hub dataset id, or a local .csv, .json (records), .jsonl or .parquet file with one "
+    "question and the passage that answers it per row.",
+    "question_column": "Column that holds the questions.",
+    "context_column": "Column that holds the passages (contexts) that answer them.",
+    "base_model": "The model to fine-tune: a Hugging Face Hub id, or a local folder written by "
+    "SentenceTransformer.save().",
+    "output_dir": "Folder for the fine-tuned model (model/), the evaluation files (eval/), comparison.png, "
+    "training.png and results.json (written last).",
+    "epochs": "Training epochs; the epoch with the best validation NDCG@10 is kept.",
+    "train_batch_size": "Question/passage pairs per batch; each question's other passages in the batch are its "
+    "negatives, so bigger batches give more.",
+    "learning_rate": "Peak learning rate, reached after 10% warm-up and decayed along a cosine.",
+    "max_train_samples": "Train on a seeded subset of this many rows (None: all), for a quick run; validation and "
+    "test are never reduced.",
+    "seed": "Seed of the split, the training subset and training.",
+    "split": "'grouped': no passage or question (nor a variant differing only in case, punctuation or spacing) in "
+    "two of train/validation/test; 'reference': the reference notebook's random split, which leaks.",
+    "group_column": "With the grouped split, also keep equal values of this column (e.g. ticker) in one split, to "
+    "test on unseen groups (None: off).",
+    "deduplicate_corpus": "Score against one document per distinct passage, so duplicate passages cannot tie "
+    "(--no-deduplicate-corpus: one per row, as the reference).",
+    "eval_batch_size": "Encoding batch size of the evaluation.",
+    "bootstrap_resamples": "Resamples of the paired bootstrap interval and the permutation test (at least 100).",
+}
+
+
 @dataclass
 class RunConfig:
     """Everything a fine-tuning run can be told; the defaults reproduce the reference recipe.
 
-    Attributes:
-        dataset: Hub dataset id or a local .csv/.json/.jsonl/.parquet file.
-        question_column: Column with the questions.
-        context_column: Column with the passages that answer them.
-        base_model: Hub id or local folder of the model to fine-tune.
-        output_dir: Where the model, plots and ``results.json`` go.
-        epochs: Training epochs.
-        train_batch_size: Pairs per batch; each question's other contexts in the batch are its negatives.
-        learning_rate: Peak learning rate of the cosine schedule.
-        max_train_samples: Train on a seeded subset of this many rows (None: all); for quick runs.
-        seed: Seed of the split, the subset, and training.
-        split: ``"grouped"`` (no shared context/question across splits) or ``"reference"``.
-        group_column: With ``split="grouped"``, a column to hold out whole (e.g. ``"ticker"``).
-        deduplicate_corpus: Merge identical contexts into one document for evaluation.
-        eval_batch_size: Encoding batch size of the evaluators.
-        bootstrap_resamples: Resamples for the confidence intervals and the permutation test.
+    One field per parameter of the notebook's parameters cell (``epochs`` is ``EPOCHS`` there) and per
+    option of ``python -m ft_helpers run`` (``--epochs``); :data:`PARAMETER_HELP` says what each means.
     """
 
     dataset: str = "philschmid/finanical-rag-embedding-dataset"

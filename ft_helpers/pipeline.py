@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,16 @@ def collect_results(
     }
 
 
-def prepare_output_dir(output_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+def prepare_output_dir(
+    output_dir: str | Path, overwrite: bool = False, resume: bool = False, resumable: bool = True
+) -> Path:
     """Make sure a run can write to ``output_dir`` without mixing its files with another run's.
 
     Args:
         output_dir: The run's output folder.
         overwrite: Clear a non-empty folder first.
         resume: Keep a non-empty folder, to go on from its last checkpoint.
+        resumable: Whether the caller can resume (only then does the message offer it).
 
     Returns:
         The folder, created if it did not exist.
@@ -131,9 +135,10 @@ def prepare_output_dir(output_dir: str | Path, overwrite: bool = False, resume: 
     if resume and not list((folder / "checkpoints").glob("checkpoint-*")):
         raise ValueError(f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder.")
     if used and not (overwrite or resume):
+        go_on = ", or resume_from_checkpoint=True to go on from its last checkpoint" if resumable else ""
         raise ValueError(
-            f"OUTPUT_DIR {str(folder)!r} is not empty: choose a new folder, overwrite it (its files are deleted "
-            "first), or resume the run it holds."
+            f"OUTPUT_DIR {str(folder)!r} is not empty: choose a new folder, or pass overwrite=True to delete its "
+            f"files first{go_on}."
         )
     if used and overwrite:
         shutil.rmtree(folder)
@@ -290,5 +295,96 @@ def run_pipeline(
         model_dir=model_dir,
         resumed_from=resume_from_checkpoint,
     )
+    save_results(output_dir / "results.json", **results)
+    return results
+
+
+#: The parameters that :func:`evaluate_models` uses (the rest of a :class:`RunConfig` is about training).
+EVALUATE_PARAMETERS = (
+    "dataset",
+    "question_column",
+    "context_column",
+    "output_dir",
+    "seed",
+    "split",
+    "group_column",
+    "deduplicate_corpus",
+    "eval_batch_size",
+    "bootstrap_resamples",
+)
+
+
+def evaluate_models(
+    models: Sequence[str],
+    config: RunConfig,
+    log: Any = print,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Score one model on the test split, or compare two on it query by query, and write ``results.json``.
+
+    The data, split and evaluation settings come from ``config`` (the same split as a run with that
+    config, so a fine-tuned model is scored on questions it never saw); its training fields are unused.
+
+    Args:
+        models: One or two Hub ids or model folders; with two, the first is the baseline.
+        config: Dataset, columns, split, seed, group column, corpus mode, batch size and resamples.
+        log: Called with progress messages and warnings.
+        overwrite: Clear a non-empty ``config.output_dir`` first (otherwise it is refused).
+
+    Returns:
+        The content of ``results.json``: ``models``, ``metrics`` (one dict per model), ``comparison``
+        (two models only), ``split``, ``evaluation`` and ``run``.
+    """
+    if not 1 <= len(models) <= 2:
+        raise ValueError(f"Give one model to score or two to compare, got {len(models)}.")
+    config.validate()
+    for index, model in enumerate(models, start=1):
+        check_model_reference(model, label=f"model {index}")
+    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
+    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
+    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
+        log(f"warning: {warning}")
+    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resumable=False)
+
+    hardware = detect_hardware()
+    evaluator = build_ir_evaluator(test_inputs, name="test", batch_size=config.eval_batch_size)
+    scored = []
+    for index, model in enumerate(models, start=1):
+        result = evaluate_retrieval(
+            load_base_model(model, device=hardware.device), evaluator, output_dir / "eval" / f"model_{index}"
+        )
+        result.per_query.to_csv(output_dir / "eval" / f"model_{index}" / "per_query.csv")
+        log(f"model {index} ({model}): test NDCG@10 {result.metrics['test_cosine_ndcg@10']:.4f}")
+        scored.append(result)
+    results: dict[str, Any] = {
+        "models": list(models),
+        "metrics": [result.metrics for result in scored],
+        "split": {
+            "strategy": config.split,
+            "group_column": config.group_column,
+            "sizes": {name: len(frame) for name, frame in splits.items()},
+        },
+        "evaluation": {"test": test_inputs.summary(), "per_query_metrics": list(PER_QUERY_METRICS)},
+        "run": {
+            "parameters": {name: getattr(config, name) for name in EVALUATE_PARAMETERS},
+            "packages": collect_environment(),
+            "hardware": hardware.as_dict(),
+        },
+    }
+    if len(scored) == 2:
+        comparison = compare_per_query(
+            scored[0].per_query,
+            scored[1].per_query,
+            HEADLINE_METRICS,
+            n_resamples=config.bootstrap_resamples,
+            seed=config.seed,
+        )
+        log(build_comparison_table(comparison).to_string())
+        import matplotlib.pyplot as plt
+
+        plt.close(plot_comparison(comparison, output_dir / "comparison.png", title="Test set, model 2 vs model 1"))
+        results["comparison"] = comparison
     save_results(output_dir / "results.json", **results)
     return results

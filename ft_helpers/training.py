@@ -94,11 +94,12 @@ def collect_environment() -> dict[str, str]:
     return versions
 
 
-def check_model_reference(name_or_path: str | Path) -> None:
+def check_model_reference(name_or_path: str | Path, label: str = "BASE_MODEL") -> None:
     """Check, without loading anything, that a model reference can work: a saved model folder or a Hub id.
 
     Args:
         name_or_path: What would be passed to :func:`load_base_model`.
+        label: What the messages call the reference (they start with it).
 
     Raises:
         OSError: A local path that is not a folder holding a saved model; a reference that is neither a
@@ -109,22 +110,22 @@ def check_model_reference(name_or_path: str | Path) -> None:
     path = Path(text).expanduser()
     if path.exists() or text.startswith((".", "/", "~")):
         if not path.is_dir():
-            raise OSError(f"Model folder not found: {text!r} (working directory: {Path.cwd()}).")
+            raise OSError(f"{label}: model folder not found: {text!r} (working directory: {Path.cwd()}).")
         if not any((path / name).is_file() for name in ("modules.json", "config.json")):
             raise OSError(
-                f"The folder {text!r} holds no saved model (no modules.json or config.json): give the folder that "
-                "SentenceTransformer.save() wrote, or a Hugging Face Hub id."
+                f"{label}: the folder {text!r} holds no saved model (no modules.json or config.json): give the "
+                "folder that SentenceTransformer.save() wrote, or a Hugging Face Hub id."
             )
         return
     if text.count("/") > 1 or "\\" in text or not text.strip("/"):
         raise OSError(
-            f"Model {text!r} is neither a folder here (working directory: {Path.cwd()}) nor a Hugging Face Hub id "
+            f"{label}: {text!r} is neither a folder here (working directory: {Path.cwd()}) nor a Hugging Face Hub id "
             "('name' or 'org/name'). Give an existing folder, e.g. ./models/minilm, or a Hub id."
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     if offline and not _in_hub_cache(text):
         raise OSError(
-            f"Model {text!r} is not a folder here (working directory: {Path.cwd()}), and the Hugging Face Hub is "
+            f"{label}: {text!r} is not a folder here (working directory: {Path.cwd()}), and the Hugging Face Hub is "
             "switched off (HF_HUB_OFFLINE) with no copy of it in the cache: give a local folder holding the model."
         )
 

@@ -1,4 +1,4 @@
-"""The command line, the pipeline on the hand-written fixture with a tiny model, and packaging metadata."""
+"""The pipeline on the hand-written fixture with a tiny model, RunConfig, and packaging metadata."""
 
 from __future__ import annotations
 
@@ -10,17 +10,7 @@ import pytest
 from conftest import FIXTURE_DATA, ROOT
 
 from ft_helpers import QADataError, RunConfig
-from ft_helpers.cli import build_parser
 from ft_helpers.pipeline import run_pipeline
-
-
-def test_cli_defaults_are_the_run_config_defaults():
-    assert RunConfig(**vars(build_parser().parse_args([]))) == RunConfig()
-
-
-def test_cli_has_one_option_per_run_config_field_and_no_other():
-    options = {action.dest for action in build_parser()._actions if action.dest != "help"}
-    assert options == set(RunConfig().as_dict())
 
 
 def test_run_config_from_notebook_parameters():
@@ -30,37 +20,6 @@ def test_run_config_from_notebook_parameters():
     del namespace["SEED"]
     with pytest.raises(ValueError, match="Parameter\\(s\\) SEED not set: run the parameters cell first"):
         RunConfig.from_parameters(namespace)
-
-
-def test_cli_parses_every_kind_of_option():
-    args = build_parser().parse_args(
-        [
-            "--dataset",
-            "qa.parquet",
-            "--epochs",
-            "2",
-            "--learning-rate",
-            "3e-5",
-            "--max-train-samples",
-            "1500",
-            "--group-column",
-            "ticker",
-            "--no-deduplicate-corpus",
-            "--split",
-            "reference",
-        ]
-    )
-    config = RunConfig(**vars(args))
-    assert (config.dataset, config.epochs, config.learning_rate) == ("qa.parquet", 2, 3e-5)
-    assert (config.max_train_samples, config.group_column, config.deduplicate_corpus) == (1500, "ticker", False)
-    assert config.split == "reference"
-    assert build_parser().parse_args(["--max-train-samples", "None"]).max_train_samples is None
-
-
-def test_cli_rejects_a_non_integer_epoch_count(capsys):
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["--epochs", "two"])
-    assert "--epochs" in capsys.readouterr().err
 
 
 def test_requirements_match_the_package_dependencies():

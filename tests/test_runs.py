@@ -45,7 +45,7 @@ def test_output_dir_is_created_when_missing(tmp_path: Path):
 
 def test_non_empty_output_dir_is_refused_and_left_alone(tmp_path: Path):
     (tmp_path / "results.json").write_text('{"run": 1}')
-    with pytest.raises(ValueError, match="is not empty: choose a new folder, overwrite it"):
+    with pytest.raises(ValueError, match="is not empty: choose a new folder, or pass overwrite=True"):
         prepare_output_dir(tmp_path)
     assert (tmp_path / "results.json").read_text() == '{"run": 1}'
 
@@ -87,7 +87,7 @@ def test_output_dir_that_is_a_file_or_both_options_are_refused(tmp_path: Path):
         ({"train_batch_size": 500}, ValueError, "TRAIN_BATCH_SIZE to at most"),
         ({"context_column": "passage"}, QADataError, "Available columns: question, context, company"),
         ({"max_train_samples": 3}, ValueError, "fewer than one batch of 8"),
-        ({"base_model": "./models/missing"}, OSError, r"Model folder not found: '\./models/missing'"),
+        ({"base_model": "./models/missing"}, OSError, r"BASE_MODEL: model folder not found: '\./models/missing'"),
         ({"base_model": "models/minilm"}, OSError, r"Hugging Face Hub is switched off \(HF_HUB_OFFLINE\)"),
     ],
 )

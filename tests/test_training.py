@@ -209,9 +209,9 @@ def test_check_model_reference_accepts_a_saved_folder(tiny_model_dir):
 @pytest.mark.parametrize(
     ("make", "reference", "message"),
     [
-        (None, "./models/base", r"Model folder not found: '\./models/base'"),
-        ("file", "weights.bin", "Model folder not found: 'weights.bin'"),
-        ("empty", "empty", "The folder 'empty' holds no saved model"),
+        (None, "./models/base", r"^BASE_MODEL: model folder not found: '\./models/base'"),
+        ("file", "weights.bin", "^BASE_MODEL: model folder not found: 'weights.bin'"),
+        ("empty", "empty", "^BASE_MODEL: the folder 'empty' holds no saved model"),
         (None, "models/minilm/v2", "is neither a folder here .* nor a Hugging Face Hub id"),
         (None, "models/minilm", r"not a folder here .* switched off \(HF_HUB_OFFLINE\) with no copy of it"),
     ],
