@@ -49,6 +49,10 @@ def read_table(source: str | Path) -> pd.DataFrame:
     """
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise QADataError(
+            f"{str(path)!r} is a folder, not a file: give the data file inside it ({', '.join(SUPPORTED_SUFFIXES)})."
+        )
     if suffix not in SUPPORTED_SUFFIXES:
         raise QADataError(
             f"Cannot read {str(path)!r}: unsupported file type {suffix or '(none)'!r}. "
@@ -58,7 +62,9 @@ def read_table(source: str | Path) -> pd.DataFrame:
         raise QADataError(f"Data file not found: {str(path)!r} (working directory: {Path.cwd()}).")
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str)  # a CSV holds text: "2023" stays a question, not a number
+            frame = pd.read_csv(path, dtype=str)  # a CSV holds text: "2023" stays a question, not a number
+            _check_delimiter(path, frame)
+            return frame
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".jsonl":
@@ -67,8 +73,28 @@ def read_table(source: str | Path) -> pd.DataFrame:
             return pd.read_json(path)
         except ValueError:
             return pd.read_json(path, lines=True)
+    except QADataError:
+        raise
+    except UnicodeDecodeError as err:
+        raise QADataError(
+            f"Could not read {str(path)!r}: it is not UTF-8 text (byte {err.start}: {err.reason}). "
+            "Save it as UTF-8 (e.g. from a spreadsheet: CSV UTF-8), or convert it with iconv."
+        ) from None
     except Exception as err:  # pandas raises many types; the user needs the file name and the reason
         raise QADataError(f"Could not read {str(path)!r} as {suffix[1:]}: {type(err).__name__}: {err}") from None
+
+
+def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a CSV that parsed into one column whose name holds another common delimiter."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if delimiter in header:
+            raise QADataError(
+                f"{str(path)!r} read as one column {header[:60]!r}: it looks {name}-separated, not comma-separated. "
+                "Save it with commas, or convert it, e.g. pd.read_csv(path, sep=...).to_csv('qa.csv', index=False)."
+            )
 
 
 def load_hub_dataset(dataset_id: str, split: str = "train") -> pd.DataFrame:

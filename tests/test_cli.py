@@ -142,7 +142,7 @@ def test_bad_data_files_are_one_line(tmp_path: Path, tiny_model_dir: str, no_mod
     assert main([*run_args(tmp_path, tiny_model_dir), "--dataset", str(nested)]) == 2
     assert "Column 'context' holds 1 value(s) that are not text, e.g. row 0: list" in capsys.readouterr().err
     assert main([*run_args(tmp_path, tiny_model_dir), "--dataset", str(tmp_path)]) == 2
-    assert "error: Cannot read" in capsys.readouterr().err
+    assert "is a folder, not a file: give the data file inside it" in capsys.readouterr().err
     one_passage = tmp_path / "one.csv"
     pd.DataFrame({"question": [f"Q{i}?" for i in range(50)], "context": ["The same passage."] * 50}).to_csv(
         one_passage, index=False

@@ -380,11 +380,27 @@ def test_missing_file_raises(tmp_path: Path) -> None:
         load_qa_pairs("./does_not_exist.parquet")
 
 
-def test_directory_with_supported_suffix_is_not_a_file(tmp_path: Path) -> None:
-    folder = tmp_path / "looks_like.csv"
+@pytest.mark.parametrize("name", ["looks_like.csv", "data"])
+def test_a_folder_given_as_the_data_file_is_named_as_a_folder(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / name
     folder.mkdir()
-    with pytest.raises(QADataError, match="Data file not found"):
+    with pytest.raises(QADataError, match=r"is a folder, not a file: give the data file inside it"):
         load_qa_pairs(folder)
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolon"), ("\t", "tab"), ("|", "pipe")])
+def test_other_delimiters_get_a_hint(tmp_path: Path, separator: str, name: str) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text(f"question{separator}context\nWhy?{separator}Because.\n", encoding="utf-8")
+    with pytest.raises(QADataError, match=rf"read as one column .*: it looks {name}-separated, not comma-separated"):
+        load_qa_pairs(path)
+
+
+def test_non_utf8_files_get_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("question,context\nCaf\u00e9?,R\u00e9sum\u00e9.\n".encode("latin-1"))
+    with pytest.raises(QADataError, match=r"it is not UTF-8 text \(byte \d+: .*\)\. Save it as UTF-8"):
+        load_qa_pairs(path)
 
 
 def test_unknown_hub_id_fails_fast_and_suggests_a_local_file() -> None:
