@@ -36,6 +36,7 @@ from .training import (
     check_batch_size,
     check_model_reference,
     collect_environment,
+    count_truncated,
     detect_hardware,
     load_base_model,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "collect_environment",
     "collect_results",
     "compare_per_query",
+    "count_truncated",
     "detect_hardware",
     "evaluate_retrieval",
     "find_linked_groups",

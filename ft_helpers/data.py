@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 import warnings
 from pathlib import Path
@@ -38,6 +39,8 @@ def normalize_text(text: str) -> str:
 def read_table(source: str | Path) -> pd.DataFrame:
     """Read a local .csv, .json, .jsonl or .parquet file into a DataFrame.
 
+    A ``.json`` file may also be a LlamaIndex ``EmbeddingQAFinetuneDataset`` (see :func:`read_llamaindex`).
+
     Args:
         source: Path to the file.
 
@@ -69,9 +72,15 @@ def read_table(source: str | Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if suffix == ".jsonl":
             return pd.read_json(path, lines=True)
-        try:  # .json: a list of records, or JSON Lines saved with a .json suffix
+        try:  # .json: a LlamaIndex dataset, a list of records, or JSON Lines saved with a .json suffix
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return pd.read_json(path, lines=True)
+        if isinstance(content, dict) and set(content) >= LLAMAINDEX_KEYS:
+            return read_llamaindex(content, str(path))
+        try:
             return pd.read_json(path)
-        except ValueError:
+        except ValueError:  # a lone JSON Lines record
             return pd.read_json(path, lines=True)
     except QADataError:
         raise
@@ -82,6 +91,50 @@ def read_table(source: str | Path) -> pd.DataFrame:
         ) from None
     except Exception as err:  # pandas raises many types; the user needs the file name and the reason
         raise QADataError(f"Could not read {str(path)!r} as {suffix[1:]}: {type(err).__name__}: {err}") from None
+
+
+#: The keys of a LlamaIndex ``EmbeddingQAFinetuneDataset`` saved with ``save_json``.
+LLAMAINDEX_KEYS = {"queries", "corpus", "relevant_docs"}
+
+
+def read_llamaindex(content: dict, name: str = "the data") -> pd.DataFrame:
+    """Turn a LlamaIndex ``EmbeddingQAFinetuneDataset`` (queries, corpus, relevant_docs) into question/context rows.
+
+    Each (query, relevant passage) becomes one row, so a question with several relevant passages gives
+    several rows and a passage shared by questions appears in each of their rows; the split keeps them
+    together and the duplicate-aware corpus merges them back. Passages that no query points to are left
+    out, with a warning that counts them.
+
+    Args:
+        content: The parsed JSON.
+        name: What to call the source in messages.
+
+    Returns:
+        Columns ``question``, ``context``, ``query_id`` and ``doc_id``, in the file's query order.
+
+    Raises:
+        QADataError: A section is not a mapping, or a relevant id is not in the corpus or the queries.
+    """
+    queries, corpus, relevant = (content[key] for key in ("queries", "corpus", "relevant_docs"))
+    for key, section in (("queries", queries), ("corpus", corpus), ("relevant_docs", relevant)):
+        if not isinstance(section, dict):
+            raise QADataError(f"{name}: '{key}' must map ids to values, got {type(section).__name__}.")
+    rows = []
+    for query_id, doc_ids in relevant.items():
+        if query_id not in queries:
+            raise QADataError(f"{name}: relevant_docs names query {query_id!r}, which is not in 'queries'.")
+        for doc_id in [doc_ids] if isinstance(doc_ids, str) else doc_ids:
+            if doc_id not in corpus:
+                raise QADataError(f"{name}: query {query_id!r} names passage {doc_id!r}, which is not in 'corpus'.")
+            rows.append(
+                {"question": queries[query_id], "context": corpus[doc_id], "query_id": query_id, "doc_id": doc_id}
+            )
+    unused = len(set(corpus) - {row["doc_id"] for row in rows})
+    if unused:
+        warnings.warn(
+            f"{name}: {unused} of {len(corpus)} passage(s) are relevant to no query and are left out.", stacklevel=4
+        )
+    return pd.DataFrame(rows, columns=["question", "context", "query_id", "doc_id"])
 
 
 def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:

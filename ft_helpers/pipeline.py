@@ -34,6 +34,7 @@ from .training import (
     check_batch_size,
     check_model_reference,
     collect_environment,
+    count_truncated,
     detect_hardware,
     load_base_model,
 )
@@ -214,6 +215,13 @@ def run_pipeline(
     hardware = detect_hardware()
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     base_model = load_base_model(config.base_model, device=hardware.device)
+    truncated = count_truncated(base_model, list(test_inputs.corpus.values()))
+    if truncated:
+        log(
+            f"warning: {truncated:,} of {len(test_inputs.corpus):,} passages are longer than the model's "
+            f"{base_model.max_seq_length}-token window, so their ends are cut off; split long passages into "
+            "chunks before fine-tuning."
+        )
     baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
     log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
 

@@ -169,6 +169,26 @@ def load_base_model(name_or_path: str | Path, device: str | None = None) -> Sent
         raise OSError(f"Could not load model {str(name_or_path)!r}: {type(err).__name__}: {err}\n{hint}") from None
 
 
+def count_truncated(model: SentenceTransformer, texts: list[str], batch_size: int = 1024) -> int:
+    """Count the texts longer than the model's input window (``max_seq_length`` tokens), whose ends it cuts off.
+
+    Args:
+        model: The model (its tokenizer and ``max_seq_length`` are used).
+        texts: Passages or questions.
+        batch_size: Texts tokenized at a time.
+
+    Returns:
+        How many texts have more tokens, special tokens included, than ``model.max_seq_length``.
+    """
+    limit = model.max_seq_length
+    over = 0
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        encoded = model.tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)
+        over += sum(len(ids) > limit for ids in encoded["input_ids"])
+    return over
+
+
 def check_batch_size(n_train_rows: int, batch_size: int) -> None:
     """Fail early when the training split cannot fill one batch.
 

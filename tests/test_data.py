@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -496,3 +497,53 @@ def test_fixture_is_not_copied_from_the_shared_data() -> None:
     )
     fixture_texts = set(fixture["question"].map(normalize_text)) | set(fixture["context"].map(normalize_text))
     assert not fixture_texts & shared_texts
+
+
+# --------------------------------------------------------------------------------------------------
+# LlamaIndex EmbeddingQAFinetuneDataset JSON
+# --------------------------------------------------------------------------------------------------
+LLAMAINDEX = {
+    "queries": {"q1": "What was revenue in 2023?", "q2": "Who audits the company?", "q3": "What drove margins?"},
+    "corpus": {
+        "n1": "Revenue was $4.2 billion in 2023.",
+        "n2": "Our auditor is an independent registered firm.",
+        "n3": "Margins rose on lower input costs.",
+        "n4": "A passage no question points to.",
+    },
+    "relevant_docs": {"q1": ["n1"], "q2": ["n2"], "q3": ["n3", "n1"]},
+    "mode": "text",
+}
+
+
+def test_llamaindex_json_gives_one_row_per_relevant_passage(tmp_path: Path) -> None:
+    path = tmp_path / "train_dataset.json"
+    path.write_text(json.dumps(LLAMAINDEX), encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"1 of 4 passage\(s\) are relevant to no query and are left out"):
+        pairs = load_qa_pairs(path)
+    assert pairs[["query_id", "doc_id"]].to_records(index=False).tolist() == [
+        ("q1", "n1"),
+        ("q2", "n2"),
+        ("q3", "n3"),
+        ("q3", "n1"),
+    ]
+    assert pairs.loc[3, "question"] == "What drove margins?" and pairs.loc[3, "context"] == LLAMAINDEX["corpus"]["n1"]
+    # the duplicate-aware evaluation merges them back: q3 is one query with two relevant passages
+    from ft_helpers import build_ir_inputs
+
+    inputs = build_ir_inputs(pairs, pairs)
+    assert inputs.summary() == {"queries": 3, "documents": 3, "relevant_pairs": 4, "deduplicated": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"relevant_docs": {"q1": ["n9"]}}, "query 'q1' names passage 'n9', which is not in 'corpus'"),
+        ({"relevant_docs": {"q9": ["n1"]}}, "relevant_docs names query 'q9', which is not in 'queries'"),
+        ({"corpus": ["a", "b"]}, "'corpus' must map ids to values, got list"),
+    ],
+)
+def test_llamaindex_json_with_broken_references_is_refused(tmp_path: Path, change: dict, message: str) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(LLAMAINDEX | change), encoding="utf-8")
+    with pytest.raises(QADataError, match=re.escape(message)):
+        load_qa_pairs(path)

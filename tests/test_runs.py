@@ -184,3 +184,26 @@ def test_an_interrupted_run_resumes_to_the_same_end(tmp_path: Path, tiny_model_d
     assert resumed["finetuned"] == pytest.approx(whole["finetuned"], abs=1e-6)
     ends = [model_weights(run["run"]["model_dir"]) for run in (whole, resumed)]
     assert all((ends[0][name] - ends[1][name]).abs().max() < 1e-6 for name in ends[0])
+
+
+def test_passages_longer_than_the_model_window_are_counted(tmp_path: Path, tiny_model_dir: str, monkeypatch):
+    frame = pd.read_csv(FIXTURE_DATA)
+    rows = frame["context"].drop_duplicates(keep=False).index[:3]  # three passages used once each
+    frame.loc[rows, "context"] = frame.loc[rows, "context"] + " and more words" * 100
+    data = tmp_path / "long.csv"
+    frame.to_csv(data, index=False)
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise StopError
+
+    monkeypatch.setattr("ft_helpers.pipeline.evaluate_retrieval", stop)
+    lines: list[str] = []
+    with pytest.raises(StopError):
+        run_pipeline(fixture_config(tmp_path, tiny_model_dir, dataset=str(data)), log=lines.append)
+    assert [line for line in lines if "token window" in line] == [
+        "warning: 3 of 48 passages are longer than the model's 128-token window, so their ends are cut off; "
+        "split long passages into chunks before fine-tuning."
+    ]

@@ -20,6 +20,7 @@ from ft_helpers.training import (
     check_batch_size,
     check_model_reference,
     collect_environment,
+    count_truncated,
     detect_hardware,
     load_base_model,
 )
@@ -329,3 +330,14 @@ def test_collect_environment_reports_missing_packages(monkeypatch):
 def test_check_batch_size_rejects_a_single_training_row():
     with pytest.raises(ValueError, match="at least 2"):
         check_batch_size(1, 4)
+
+
+# --------------------------------------------------------------------------------------------------
+# count_truncated
+# --------------------------------------------------------------------------------------------------
+def test_count_truncated_counts_texts_over_the_window(tiny_model):
+    limit = tiny_model.max_seq_length  # 128 tokens, [CLS] and [SEP] included
+    texts = ["short", "word " * (limit - 2), "word " * (limit - 1), "word " * 500, ""]
+    assert count_truncated(tiny_model, texts) == 2
+    assert count_truncated(tiny_model, texts, batch_size=2) == 2
+    assert count_truncated(tiny_model, []) == 0
