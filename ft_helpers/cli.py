@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="go on from the last checkpoint in --output-dir (same options)"
     )
     run.add_argument("--keep-checkpoints", action="store_true", help="keep --output-dir/checkpoints at the end")
+    run.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        default=None,
+        help="upload the fine-tuned model and its model card to this Hugging Face Hub repository (user/name, "
+        "created private if new); the token is read from the environment variable HF_TOKEN and never printed",
+    )
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -172,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     command = options.pop("command")
     try:
         if command == "run":
-            from .pipeline import run_pipeline
+            from .pipeline import push_model, read_hub_token, run_pipeline
 
-            control = {name: options.pop(name) for name in ("overwrite", "resume", "keep_checkpoints")}
+            control = {name: options.pop(name) for name in ("overwrite", "resume", "keep_checkpoints", "push_to_hub")}
             config = RunConfig(**options)
+            token = read_hub_token() if control["push_to_hub"] else None  # before any work, not after it
             results = run_pipeline(
                 config,
                 log=lambda line: print(to_command_line(line) if line.startswith("warning:") else line),
@@ -184,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 keep_checkpoints=control["keep_checkpoints"],
             )
             summary = {"results": f"{config.output_dir}/results.json", "model": results["run"]["model_dir"]}
+            if token is not None:
+                summary["hub"] = push_model(results["run"]["model_dir"], control["push_to_hub"], token)
         else:
             from .pipeline import evaluate_models
 

@@ -6,9 +6,10 @@ that both give the same results on the same input (``tests/test_notebook.py`` ch
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from .evaluation import (
     check_evaluation_sizes,
     evaluate_retrieval,
 )
-from .report import HEADLINE_METRICS, build_comparison_table, plot_comparison, plot_training_curve, save_results
+from .report import (
+    HEADLINE_METRICS,
+    add_results_to_model_card,
+    build_comparison_table,
+    plot_comparison,
+    plot_training_curve,
+    save_results,
+)
 from .split import report_leakage, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
@@ -105,6 +113,35 @@ def collect_results(
             "per_query_metrics": list(PER_QUERY_METRICS),
         },
         "run": run,
+    }
+
+
+def describe_run(config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs: IRInputs) -> dict[str, str]:
+    """Say in a few lines how a model was fine-tuned and tested, for its model card (no local paths).
+
+    Args:
+        config: The run's parameters.
+        splits: The train/validation/test splits.
+        test_inputs: Evaluator inputs of the test split.
+
+    Returns:
+        Label -> one line.
+    """
+
+    def name(reference: str) -> str:  # a Hub id as it is; a local file or folder by its name only
+        return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
+
+    sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
+    return {
+        "Base model": name(config.base_model),
+        "Training data": f"{name(config.dataset)}: `{config.question_column}` (questions), "
+        f"`{config.context_column}` (passages)",
+        "Recipe": f"MultipleNegativesRankingLoss, {config.epochs} epoch(s), batch {config.train_batch_size}, "
+        f"learning rate {config.learning_rate:g}, cosine schedule with 10% warm-up; the epoch with the best "
+        "validation NDCG@10 is kept",
+        "Split": f"{config.split}, seed {config.seed}: {sizes} rows (train/validation/test)",
+        "Test set": f"{len(test_inputs.queries)} questions against {len(test_inputs.corpus)} passages, "
+        f"{'duplicates merged' if test_inputs.deduplicated else 'one document per row'}",
     }
 
 
@@ -280,6 +317,7 @@ def run_pipeline(
         seed=config.seed,
     )
     log(build_comparison_table(comparison).to_string())
+    add_results_to_model_card(model_dir, comparison, describe_run(config, splits, test_inputs))
     baseline.per_query.to_csv(output_dir / "eval" / "baseline" / "per_query.csv")
     finetuned.per_query.to_csv(output_dir / "eval" / "finetuned" / "per_query.csv")
     for figure in (
@@ -396,3 +434,59 @@ def evaluate_models(
         results["comparison"] = comparison
     save_results(output_dir / "results.json", **results)
     return results
+
+
+#: Environment variables that may hold a Hugging Face token, in the order they are looked at.
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def read_hub_token(environ: Mapping[str, str] = os.environ) -> str:
+    """Return the Hugging Face token from the environment.
+
+    Args:
+        environ: The environment (``os.environ`` by default).
+
+    Returns:
+        The token.
+
+    Raises:
+        ValueError: No token is set; the message says which variable to set (and never shows a token).
+    """
+    for variable in TOKEN_VARIABLES:
+        if environ.get(variable, "").strip():
+            return environ[variable].strip()
+    raise ValueError(
+        f"Pushing to the Hugging Face Hub needs a token with write access in the environment variable "
+        f"{TOKEN_VARIABLES[0]} (e.g. export {TOKEN_VARIABLES[0]}=... from https://huggingface.co/settings/tokens)."
+    )
+
+
+def push_model(model_dir: str | Path, repo_id: str, token: str, api: Any = None, private: bool = True) -> str:
+    """Upload a saved model folder (with its model card) to a Hugging Face Hub model repository.
+
+    Args:
+        model_dir: The saved model's folder.
+        repo_id: ``"user/name"`` of the repository, created if it does not exist.
+        token: A token with write access (see :func:`read_hub_token`); it is never printed.
+        api: A ``huggingface_hub.HfApi`` (default: a new one); tests pass a fake.
+        private: Create the repository as private.
+
+    Returns:
+        The repository's address.
+
+    Raises:
+        OSError: The upload failed; the message names the repository (the token is masked).
+    """
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    try:
+        api.create_repo(repo_id=repo_id, token=token, private=private, exist_ok=True)
+        api.upload_folder(
+            folder_path=str(model_dir), repo_id=repo_id, token=token, commit_message="Upload fine-tuned model"
+        )
+    except Exception as err:  # network, permission and name errors of the Hub client
+        reason = str(err).replace(token, "***")
+        raise OSError(f"Could not push to the Hub repository {repo_id!r}: {type(err).__name__}: {reason}") from None
+    return f"https://huggingface.co/{repo_id}"

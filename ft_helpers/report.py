@@ -290,3 +290,45 @@ def save_results(path: str | Path, **sections: Any) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+#: Marks the section that :func:`add_results_to_model_card` writes into a model card (replaced on a rerun).
+CARD_START, CARD_END = "<!-- ft_helpers:results -->", "<!-- /ft_helpers:results -->"
+
+
+def add_results_to_model_card(model_dir: str | Path, comparison: pd.DataFrame, facts: dict[str, Any]) -> Path:
+    """Add the test comparison (base vs fine-tuned, with intervals) and how the model was made to its model card.
+
+    sentence-transformers writes ``README.md`` (the model card: loss, hyperparameters, validation scores)
+    when the model is saved; this adds a section after it, or replaces the one an earlier call added.
+
+    Args:
+        model_dir: The saved model's folder.
+        comparison: Output of :func:`~ft_helpers.stats.compare_per_query` on the test split.
+        facts: Lines to list above the table, e.g. ``{"Base model": ..., "Dataset": ..., "Split": ...}``.
+
+    Returns:
+        The model card's path.
+    """
+    card = Path(model_dir) / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if CARD_START in text:
+        text = text[: text.index(CARD_START)] + text[text.index(CARD_END) + len(CARD_END) :]
+    table = build_comparison_table(comparison)
+    lines = [
+        CARD_START,
+        "## Retrieval on held-out test questions",
+        "",
+        *(f"- **{name}:** {value}" for name, value in facts.items()),
+        "",
+        "| metric | base model | fine-tuned | difference | 95% CI (paired bootstrap) | p-value (permutation) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {metric} | {row['baseline']:.4f} | {row['fine-tuned']:.4f} | {row['delta']:+.4f} | {row['95% CI']} "
+            f"| {row['p-value']} |"
+            for metric, row in table.iterrows()
+        ),
+        CARD_END,
+    ]
+    card.write_text(text.rstrip() + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return card

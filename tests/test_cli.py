@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -219,3 +220,66 @@ def test_evaluate_refuses_three_models_and_a_bad_model(tmp_path: Path, tiny_mode
     assert main([*args, "--model", tiny_model_dir, "--model", str(tmp_path / "missing")]) == 2
     assert "error: model 2: model folder not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# The model card and --push-to-hub (a fake Hub client; the token never shows)
+# --------------------------------------------------------------------------------------------------
+class FakeHub:
+    """Records what a HfApi would have been asked to do."""
+
+    calls: ClassVar[list[tuple[str, dict]]] = []
+
+    def create_repo(self, **kwargs: object) -> None:
+        FakeHub.calls.append(("create_repo", kwargs))
+
+    def upload_folder(self, **kwargs: object) -> None:
+        FakeHub.calls.append(("upload_folder", kwargs))
+        assert (Path(str(kwargs["folder_path"])) / "README.md").is_file(), "the model card goes up with the model"
+
+
+SECRET = "hf_secretTOKEN1234567890"
+
+
+def test_push_to_hub_without_a_token_fails_before_any_work(tmp_path: Path, tiny_model_dir: str, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    assert main(run_args(tmp_path, tiny_model_dir, "--push-to-hub", "me/model")) == 2
+    assert "needs a token with write access in the environment variable HF_TOKEN" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_pushes_the_model_and_its_card_and_never_shows_the_token(
+    tmp_path: Path, tiny_model_dir: str, monkeypatch, capsys
+):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeHub)
+    FakeHub.calls = []
+    argv = run_args(tmp_path, tiny_model_dir, "--epochs", "1", "--train-batch-size", "8", "--push-to-hub", "me/model")
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out.strip().splitlines()[-1])["hub"] == "https://huggingface.co/me/model"
+    assert [name for name, _ in FakeHub.calls] == ["create_repo", "upload_folder"]
+    assert FakeHub.calls[0][1] == {"repo_id": "me/model", "token": SECRET, "private": True, "exist_ok": True}
+    assert FakeHub.calls[1][1]["folder_path"] == str(tmp_path / "out" / "model")
+    written = "".join(path.read_text(errors="ignore") for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert SECRET not in printed.out + printed.err + written
+
+    card = (tmp_path / "out" / "model" / "README.md").read_text(encoding="utf-8")
+    section = card.split("<!-- ft_helpers:results -->")[1]
+    assert "## Retrieval on held-out test questions" in section
+    assert "| ndcg@10 |" in section and "95% CI (paired bootstrap)" in section
+    assert "MultipleNegativesRankingLoss, 1 epoch(s), batch 8" in section
+    assert str(tmp_path) not in section, "no local paths in a card that may go public"
+
+
+def test_push_failure_masks_the_token(tmp_path: Path):
+    from ft_helpers.pipeline import push_model
+
+    class Refusing:
+        def create_repo(self, **kwargs: object) -> None:
+            raise PermissionError(f"401 for token {kwargs['token']}")
+
+    with pytest.raises(OSError) as info:
+        push_model(tmp_path, "me/model", SECRET, api=Refusing())
+    assert str(info.value) == "Could not push to the Hub repository 'me/model': PermissionError: 401 for token ***"

@@ -360,3 +360,18 @@ def test_save_results_interrupted_while_writing_keeps_the_earlier_file(tmp_path,
         save_results(target, a=2)
     assert _strict_json(target.read_text(encoding="utf-8")) == {"a": 1}
     assert [path.name for path in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_model_card_section_is_added_once_and_replaced_on_a_rerun(tmp_path):
+    from ft_helpers.report import add_results_to_model_card
+
+    (tmp_path / "README.md").write_text("# Model card\n\nWritten by sentence-transformers.\n", encoding="utf-8")
+    add_results_to_model_card(tmp_path, COMPARISON, {"Base model": "`org/base`"})
+    first = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert first.startswith("# Model card\n\nWritten by sentence-transformers.\n\n<!-- ft_helpers:results -->")
+    assert "| ndcg@10 | 0.5000 | 0.6000 | +0.1000 | [+0.0500, +0.1500] | <0.0001 |" in first
+    assert "- **Base model:** `org/base`" in first
+    add_results_to_model_card(tmp_path, COMPARISON.iloc[:1], {"Base model": "`org/other`"})
+    second = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert second.count("<!-- ft_helpers:results -->") == 1 and "`org/other`" in second and "mrr@10" not in second
+    assert second.startswith("# Model card\n\nWritten by sentence-transformers.\n")
