@@ -20,7 +20,7 @@ from ft_helpers.config import PARAMETER_HELP
 
 def run_options(argv: list[str]) -> dict:
     options = vars(build_parser().parse_args(["run", *argv]))
-    for name in ("command", "debug", "overwrite", "resume", "keep_checkpoints"):
+    for name in ("command", "debug", "overwrite", "resume", "keep_checkpoints", "push_to_hub"):
         options.pop(name)
     return options
 
