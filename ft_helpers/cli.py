@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 overwrite=control["overwrite"],
                 keep_checkpoints=control["keep_checkpoints"],
             )
+            if not results:  # another process than the first under torchrun or accelerate: it only trained
+                return 0
             summary = {"results": f"{config.output_dir}/results.json", "model": results["run"]["model_dir"]}
             if token is not None:
                 summary["hub"] = push_model(results["run"]["model_dir"], control["push_to_hub"], token)

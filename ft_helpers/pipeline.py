@@ -63,6 +63,7 @@ def collect_results(
     training_seconds: float,
     model_dir: str | Path,
     resumed_from: str | None = None,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Gather what a run measured into the sections of ``results.json``.
 
@@ -81,6 +82,7 @@ def collect_results(
         model_dir: Where the fine-tuned model was saved.
         resumed_from: The checkpoint training resumed from, if any (then ``training_seconds`` covers
             only the part after it).
+        world_size: How many processes trained (torchrun, accelerate); recorded in ``run.hardware``.
 
     Returns:
         ``baseline``, ``finetuned``, ``comparison``, ``split``, ``evaluation`` and ``run``; pass them to
@@ -89,7 +91,7 @@ def collect_results(
     run = {
         "parameters": config.as_dict(),
         "packages": collect_environment(),
-        "hardware": hardware.as_dict(),
+        "hardware": hardware.as_dict() | {"world_size": world_size},
         "training_rows": len(trainer.train_dataset),
         "training_steps": trainer.state.global_step,
         "training_seconds": round(training_seconds, 1),
@@ -114,6 +116,22 @@ def collect_results(
         },
         "run": run,
     }
+
+
+def read_process_layout(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
+    """Return ``(rank, world_size)`` as torchrun and accelerate set them (``(0, 1)`` for a plain run).
+
+    Args:
+        environ: The environment (``os.environ`` by default).
+
+    Returns:
+        This process's rank and the number of processes.
+    """
+    return int(environ.get("RANK", "0")), int(environ.get("WORLD_SIZE", "1"))
+
+
+def _quiet(*args: object) -> None:
+    """Swallow the log lines of processes other than the first."""
 
 
 def describe_run(config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs: IRInputs) -> dict[str, str]:
@@ -212,8 +230,13 @@ def run_pipeline(
             resuming from its own checkpoints).
         keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
 
+    Under ``torchrun --nproc_per_node=N`` or ``accelerate launch`` every process trains, with
+    ``TRAIN_BATCH_SIZE`` shared among them (``TRAIN_BATCH_SIZE / N`` pairs each) and the loss gathering all
+    processes' embeddings, so each question meets ``TRAIN_BATCH_SIZE - 1`` negatives as on one device; only
+    the first process checks the output folder, evaluates, writes and logs.
+
     Returns:
-        The content of ``results.json`` (see :func:`collect_results`).
+        The content of ``results.json`` (see :func:`collect_results`); ``{}`` in the other processes.
     """
     import matplotlib.pyplot as plt
     from sentence_transformers import SentenceTransformerTrainer
@@ -223,9 +246,20 @@ def run_pipeline(
         SentenceTransformerTrainingArguments,
     )
 
+    # 0. Launched by torchrun or accelerate? Every process trains; only the first evaluates and writes.
+    rank, world_size = read_process_layout()
+    main = rank == 0
+    if not main:
+        log = _quiet
+
     # 1. Everything that needs no model: parameters, output folder, data, split, sizes
     config.validate()
     check_model_reference(config.base_model)
+    if config.train_batch_size % world_size:
+        raise ValueError(
+            f"TRAIN_BATCH_SIZE ({config.train_batch_size}) is the batch over all {world_size} processes and must "
+            f"divide evenly among them: use a multiple of {world_size}."
+        )
     resume = resume_from_checkpoint is True
     pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
@@ -237,7 +271,9 @@ def run_pipeline(
     train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
     validation_dataset = build_pair_dataset(splits["validation"])
     check_batch_size(len(train_dataset), config.train_batch_size)
-    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
+    output_dir = (
+        prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume) if main else Path(config.output_dir)
+    )
     if resume:
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -251,22 +287,23 @@ def run_pipeline(
     # 3. Base model and its baseline
     hardware = detect_hardware()
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
-    base_model = load_base_model(config.base_model, device=hardware.device)
-    truncated = count_truncated(base_model, list(test_inputs.corpus.values()))
-    if truncated:
-        log(
-            f"warning: {truncated:,} of {len(test_inputs.corpus):,} passages are longer than the model's "
-            f"{base_model.max_seq_length}-token window, so their ends are cut off; split long passages into "
-            "chunks before fine-tuning."
-        )
-    baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
-    log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
+    if main:
+        base_model = load_base_model(config.base_model, device=hardware.device)
+        truncated = count_truncated(base_model, list(test_inputs.corpus.values()))
+        if truncated:
+            log(
+                f"warning: {truncated:,} of {len(test_inputs.corpus):,} passages are longer than the model's "
+                f"{base_model.max_seq_length}-token window, so their ends are cut off; split long passages into "
+                "chunks before fine-tuning."
+            )
+        baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
+        log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
 
     # 4. Training arguments (the same settings as the notebook)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.train_batch_size,
+        per_device_train_batch_size=config.train_batch_size // world_size,  # the batch is shared by the processes
         per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
@@ -282,6 +319,7 @@ def run_pipeline(
         bf16=hardware.bf16,
         optim=hardware.optim,
         dataloader_pin_memory=hardware.pin_memory,
+        use_cpu=hardware.device == "cpu",  # also lets torchrun train with DDP (gloo) on machines without a GPU
         logging_steps=0.02,
         seed=config.seed,
         report_to="none",
@@ -289,7 +327,8 @@ def run_pipeline(
 
     # 5. Train a fresh copy of the base model, with the loss built on that copy
     model = load_base_model(config.base_model, device=hardware.device)
-    loss = MultipleNegativesRankingLoss(model)
+    # with several processes, each question also meets the other processes' passages: TRAIN_BATCH_SIZE - 1 negatives
+    loss = MultipleNegativesRankingLoss(model, gather_across_devices=world_size > 1)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -302,6 +341,8 @@ def run_pipeline(
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     training_seconds = time.perf_counter() - started
     log(f"training took {training_seconds:.0f} s")
+    if not main:
+        return {}
 
     # 6. Save, evaluate the fine-tuned model, compare
     model_dir = output_dir / "model"
@@ -340,6 +381,7 @@ def run_pipeline(
         training_seconds=training_seconds,
         model_dir=model_dir,
         resumed_from=resume_from_checkpoint,
+        world_size=world_size,
     )
     save_results(output_dir / "results.json", **results)
     return results
