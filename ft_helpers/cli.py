@@ -78,11 +78,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_parameters(parser: argparse.ArgumentParser, names: list[str], overrides: dict[str, Any]) -> None:
-    defaults = RunConfig()
+def _add_parameters(
+    parser: argparse.ArgumentParser, names: list[str], defaults: dict[str, Any], texts: dict[str, str]
+) -> None:
+    config = RunConfig()
     for name in names:
-        default = overrides.get(name, getattr(defaults, name))
-        text = PARAMETER_HELP[name].replace("%", "%%")
+        default = defaults.get(name, getattr(config, name))
+        text = texts.get(name, PARAMETER_HELP[name]).replace("%", "%%")
         if isinstance(default, bool):
             parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=formatter,
     )
-    _add_parameters(run, [field.name for field in fields(RunConfig)], {})
+    _add_parameters(run, [field.name for field in fields(RunConfig)], {}, {})
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
     resume.add_argument(
@@ -147,7 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="a Hub id or a model folder; give it twice to compare (the first is the baseline)",
     )
-    _add_parameters(evaluate, list(EVALUATE_PARAMETERS), {"output_dir": "output/evaluation"})
+    _add_parameters(
+        evaluate,
+        list(EVALUATE_PARAMETERS),
+        {"output_dir": "output/evaluation"},
+        {
+            "output_dir": "Folder for the per-query scores (eval/), comparison.png (two models) and results.json.",
+            "seed": "Seed of the split: the one the model was fine-tuned with, so that its test questions are unseen.",
+        },
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
     return parser
 
