@@ -220,6 +220,11 @@ def run_pipeline(
     Everything that can be checked without a model is checked first (parameters, output folder, data,
     split and evaluation sizes), so bad input fails within seconds. ``results.json`` is written last.
 
+    With several processes (``torchrun --nproc_per_node=N``, which sets ``RANK`` and ``WORLD_SIZE``) every
+    process trains, with ``TRAIN_BATCH_SIZE`` shared among them (``TRAIN_BATCH_SIZE / N`` pairs each) and the
+    loss gathering all processes' embeddings, so each question meets ``TRAIN_BATCH_SIZE - 1`` negatives as on
+    one device; only the first process checks the output folder, evaluates, writes and logs.
+
     Args:
         config: The run's parameters.
         log: Called with progress messages and warnings (``print`` by default).
@@ -229,11 +234,6 @@ def run_pipeline(
         overwrite: Clear a non-empty ``OUTPUT_DIR`` first (otherwise a non-empty one is refused, unless
             resuming from its own checkpoints).
         keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
-
-    Under ``torchrun --nproc_per_node=N`` or ``accelerate launch`` every process trains, with
-    ``TRAIN_BATCH_SIZE`` shared among them (``TRAIN_BATCH_SIZE / N`` pairs each) and the loss gathering all
-    processes' embeddings, so each question meets ``TRAIN_BATCH_SIZE - 1`` negatives as on one device; only
-    the first process checks the output folder, evaluates, writes and logs.
 
     Returns:
         The content of ``results.json`` (see :func:`collect_results`); ``{}`` in the other processes.
@@ -246,7 +246,7 @@ def run_pipeline(
         SentenceTransformerTrainingArguments,
     )
 
-    # 0. Launched by torchrun or accelerate? Every process trains; only the first evaluates and writes.
+    # 0. Launched by torchrun? Every process trains; only the first evaluates and writes.
     rank, world_size = read_process_layout()
     main = rank == 0
     if not main:
