@@ -187,13 +187,14 @@ def main() -> None:
         default=None,
         help="go on from a checkpoint folder of an interrupted run of this same benchmark",
     )
+    parser.add_argument("--note", action="append", default=[], help="a fact a reader of the numbers must know")
     args = parser.parse_args()
     target = RESULTS_DIR / f"{args.name}.json"
     if target.exists():
         parser.error(f"{target} exists: choose another --name (records are never overwritten).")
 
     started = time.perf_counter()
-    notes = []
+    notes = list(args.note)
     if args.from_results:
         results_path = Path(args.from_results)
         results = json.loads(results_path.read_text(encoding="utf-8"))
