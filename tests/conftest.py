@@ -23,6 +23,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "financial-qa-10k.csv"
 #: Our own hand-written financial QA pairs (columns question, context, company).
 FIXTURE_DATA = Path(__file__).parent / "fixtures" / "financial_qa_fixture.csv"
 
+
+def fixture_config(tmp_path: Path, model_dir: str, **changes: object):
+    """A RunConfig for a one-epoch run on the hand-written fixture, writing to tmp_path / "run"."""
+    from ft_helpers import RunConfig
+
+    values = {
+        "dataset": str(FIXTURE_DATA),
+        "base_model": model_dir,
+        "output_dir": str(tmp_path / "run"),
+        "epochs": 1,
+        "train_batch_size": 8,
+        "bootstrap_resamples": 500,
+    }
+    return RunConfig(**{**values, **changes})
+
+
 requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_file(), reason=f"{SHARED_DATA} not present")
 
 

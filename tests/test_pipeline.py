@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_DATA, ROOT
+from conftest import ROOT, fixture_config
 
 from ft_helpers import QADataError, RunConfig
 from ft_helpers.pipeline import run_pipeline
@@ -38,18 +38,6 @@ def test_license_file_matches_the_declared_license():
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
     head = " ".join((ROOT / "LICENSE").read_text(encoding="utf-8").split()[:4])
     assert head == "Apache License Version 2.0,"
-
-
-def fixture_config(tmp_path: Path, model_dir: str, **changes: object) -> RunConfig:
-    values = {
-        "dataset": str(FIXTURE_DATA),
-        "base_model": model_dir,
-        "output_dir": str(tmp_path / "run"),
-        "epochs": 1,
-        "train_batch_size": 8,
-        "bootstrap_resamples": 500,
-    }
-    return RunConfig(**{**values, **changes})
 
 
 def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_dir: str):

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FIXTURE_DATA
+from conftest import FIXTURE_DATA, fixture_config
 
-from ft_helpers import QADataError, RunConfig
+from ft_helpers import QADataError
 from ft_helpers.pipeline import prepare_output_dir, run_pipeline
-
-
-def fixture_config(tmp_path: Path, model_dir: str, **changes: object) -> RunConfig:
-    values = {
-        "dataset": str(FIXTURE_DATA),
-        "base_model": model_dir,
-        "output_dir": str(tmp_path / "run"),
-        "epochs": 1,
-        "train_batch_size": 8,
-        "bootstrap_resamples": 500,
-    }
-    return RunConfig(**{**values, **changes})
 
 
 @pytest.fixture()
