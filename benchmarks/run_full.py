@@ -34,11 +34,10 @@ from ft_helpers import (
     compare_per_query,
     evaluate_retrieval,
     load_base_model,
-    load_qa_pairs,
     save_results,
     split_qa_pairs,
 )
-from ft_helpers.pipeline import run_pipeline
+from ft_helpers.pipeline import load_run_pairs, run_pipeline
 
 RESULTS_DIR = Path(__file__).parent / "results"
 #: The top-level keys of every record, and the keys of its ``benchmark`` section.
@@ -135,7 +134,7 @@ def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
     Returns:
         ``{"evaluation", "baseline", "finetuned", "comparison"}``.
     """
-    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    pairs = load_run_pairs(config)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
     inputs = build_ir_inputs(splits["test"], pairs, deduplicate=not config.deduplicate_corpus)
     evaluator = build_ir_evaluator(inputs, name="test", batch_size=config.eval_batch_size)

@@ -28,13 +28,21 @@ from .report import (
     save_results,
     tabulate_rank_bands,
 )
-from .split import find_linked_groups, report_leakage, split_grouped, split_qa_pairs, split_reference
+from .split import (
+    add_test_set,
+    find_linked_groups,
+    report_leakage,
+    split_grouped,
+    split_qa_pairs,
+    split_reference,
+)
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
     HardwareSettings,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
+    chunk_passage,
     collect_environment,
     count_truncated,
     detect_hardware,
@@ -51,12 +59,14 @@ __all__ = [
     "QADataError",
     "RetrievalResult",
     "RunConfig",
+    "add_test_set",
     "build_comparison_table",
     "build_ir_evaluator",
     "build_ir_inputs",
     "build_pair_dataset",
     "check_batch_size",
     "check_model_reference",
+    "chunk_passage",
     "collect_environment",
     "collect_results",
     "compare_per_query",

@@ -17,6 +17,9 @@ MIN_BOOTSTRAP_RESAMPLES = 100
 PARAMETER_HELP = {
     "dataset": "Hugging Face Hub dataset id, or a local .csv, .json (records), .jsonl or .parquet file with one "
     "question and the passage that answers it per row.",
+    "test_dataset": "A separate file of held-out question/passage pairs to test on (same columns); DATASET is then "
+    "split into train and validation only, and its rows that share a question or passage with this file are left "
+    "out (None: test on a split of DATASET).",
     "question_column": "Column that holds the questions.",
     "context_column": "Column that holds the passages (contexts) that answer them.",
     "base_model": "The model to fine-tune: a Hugging Face Hub id, or a local folder written by "
@@ -50,6 +53,7 @@ class RunConfig:
     """
 
     dataset: str = "philschmid/finanical-rag-embedding-dataset"
+    test_dataset: str | None = None
     question_column: str = "question"
     context_column: str = "context"
     base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -98,6 +102,11 @@ class RunConfig:
             raise ValueError(f"LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got {rate!r}.")
         if self.split not in SPLIT_STRATEGIES:
             raise ValueError(f"SPLIT must be one of {', '.join(map(repr, SPLIT_STRATEGIES))}, got {self.split!r}.")
+        if self.test_dataset is not None:
+            if not isinstance(self.test_dataset, str) or not self.test_dataset.strip():
+                raise ValueError(f"TEST_DATASET must be a file, a Hub id or None, got {self.test_dataset!r}.")
+            if self.split != "grouped":
+                raise ValueError("TEST_DATASET needs SPLIT 'grouped' (the reference split makes its own test split).")
         if self.group_column is not None:
             if not isinstance(self.group_column, str) or not self.group_column.strip():
                 raise ValueError(f"GROUP_COLUMN must be a column name or None, got {self.group_column!r}.")

@@ -34,7 +34,7 @@ from .report import (
     plot_training_curve,
     save_results,
 )
-from .split import report_leakage, split_qa_pairs
+from .split import add_test_set, report_leakage, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
     HardwareSettings,
@@ -116,6 +116,22 @@ def collect_results(
         },
         "run": run,
     }
+
+
+def load_run_pairs(config: RunConfig) -> pd.DataFrame:
+    """Load the run's pairs as the notebook does: ``DATASET``, plus the rows of ``TEST_DATASET`` marked as test.
+
+    Args:
+        config: The run's parameters.
+
+    Returns:
+        The pairs to split (see :func:`~ft_helpers.split.add_test_set`); their contexts form the corpus.
+    """
+    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    if config.test_dataset is not None:
+        test = load_qa_pairs(config.test_dataset, config.question_column, config.context_column, drop_empty=True)
+        pairs = add_test_set(pairs, test)
+    return pairs
 
 
 def read_process_layout(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
@@ -261,7 +277,7 @@ def run_pipeline(
             f"divide evenly among them: use a multiple of {world_size}."
         )
     resume = resume_from_checkpoint is True
-    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    pairs = load_run_pairs(config)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
     leakage = report_leakage(splits, config.group_column)
     test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
@@ -390,6 +406,7 @@ def run_pipeline(
 #: The parameters that :func:`evaluate_models` uses (the rest of a :class:`RunConfig` is about training).
 EVALUATE_PARAMETERS = (
     "dataset",
+    "test_dataset",
     "question_column",
     "context_column",
     "output_dir",
@@ -428,7 +445,7 @@ def evaluate_models(
     config.validate()
     for index, model in enumerate(models, start=1):
         check_model_reference(model, label=f"model {index}")
-    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    pairs = load_run_pairs(config)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
     test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)

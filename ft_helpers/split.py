@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -160,24 +161,35 @@ def split_grouped(
     """
     _check_sizes(len(pairs), test_size, validation_size)
     labels = find_linked_groups(pairs, group_column)
-    group_ids, sizes = np.unique(labels, return_counts=True)
     targets = {"test": math.ceil(test_size * len(pairs))}
     targets["validation"] = math.ceil(validation_size * (len(pairs) - targets["test"]))
-    filled = {"test": 0, "validation": 0}
+    which = _pour_groups(labels, targets, seed)
+    return _checked_splits(pairs, which, labels, group_column)
+
+
+def _pour_groups(labels: np.ndarray, targets: dict[str, int], seed: int) -> np.ndarray:
+    """Shuffle the groups and pour each into the first split of ``targets`` it still fits in, else train."""
+    group_ids, sizes = np.unique(labels, return_counts=True)
+    filled = dict.fromkeys(targets, 0)
     assignment: dict[int, str] = {}
     for i in np.random.default_rng(seed).permutation(len(group_ids)):
         split = "train"
-        for candidate in ("test", "validation"):
+        for candidate in targets:
             if filled[candidate] + sizes[i] <= targets[candidate]:
                 split = candidate
                 filled[candidate] += sizes[i]
                 break
         assignment[int(group_ids[i])] = split
+    return np.array([assignment[int(label)] for label in labels])
 
-    which = np.array([assignment[int(label)] for label in labels])
+
+def _checked_splits(
+    pairs: pd.DataFrame, which: np.ndarray, labels: np.ndarray, group_column: str | None
+) -> dict[str, pd.DataFrame]:
     splits = {name: pairs[which == name] for name in SPLIT_NAMES}
     empty = [name for name, frame in splits.items() if len(frame) == 0]
     if empty:
+        group_ids, sizes = np.unique(labels, return_counts=True)
         by = "shared contexts/questions" + (f" and {group_column!r}" if group_column else "")
         raise QADataError(
             f"Cannot make a grouped split: {', '.join(empty)} would be empty. The {len(pairs)} rows form "
@@ -185,6 +197,75 @@ def split_grouped(
             "Use more distinct data, a coarser group column, or SPLIT='reference'."
         )
     return splits
+
+
+#: The column :func:`add_test_set` adds: True on the rows of a separate test file.
+TEST_SET_COLUMN = "test_set"
+
+
+def add_test_set(pairs: pd.DataFrame, test_pairs: pd.DataFrame) -> pd.DataFrame:
+    """Append the pairs of a separate test file, marked, so that :func:`split_qa_pairs` tests on exactly them.
+
+    Their contexts also join the search corpus, like every other context in the data.
+
+    Args:
+        pairs: Rows from :func:`~ft_helpers.data.load_qa_pairs` (to train and validate on).
+        test_pairs: Rows of the test file, loaded the same way.
+
+    Returns:
+        Both, with a column ``test_set`` (True on the test file's rows, which are numbered after the others).
+
+    Raises:
+        QADataError: Either already has a ``test_set`` column.
+    """
+    for name, frame in (("DATASET", pairs), ("TEST_DATASET", test_pairs)):
+        if TEST_SET_COLUMN in frame.columns:
+            raise QADataError(
+                f"{name} has a column named {TEST_SET_COLUMN!r}, which marks the test file's rows here: rename it."
+            )
+    start = int(pairs.index.max()) + 1
+    test = test_pairs.set_axis(pd.RangeIndex(start, start + len(test_pairs)))
+    combined = pd.concat([pairs.assign(**{TEST_SET_COLUMN: False}), test.assign(**{TEST_SET_COLUMN: True})])
+    combined.attrs = dict(pairs.attrs)
+    return combined
+
+
+def split_with_test_set(
+    pairs: pd.DataFrame, validation_size: float = 0.1, seed: int = 42, group_column: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Test on the rows marked by :func:`add_test_set`; split the others into train and validation, grouped.
+
+    Rows that share a context or a question (or a ``group_column`` value) with a test row, directly or
+    through other rows, are left out of train and validation, with a warning that counts them.
+
+    Args:
+        pairs: Output of :func:`add_test_set`.
+        validation_size: Fraction of the remaining rows for validation.
+        seed: Seed of the group shuffle.
+        group_column: Optional column whose values must also stay in one split.
+
+    Returns:
+        ``{"train": ..., "validation": ..., "test": ...}``.
+    """
+    marked = pairs[TEST_SET_COLUMN].to_numpy(dtype=bool)
+    labels = find_linked_groups(pairs, group_column)
+    linked = np.isin(labels, labels[marked]) & ~marked
+    if linked.any():
+        warnings.warn(
+            f"{linked.sum()} row(s) of DATASET share a question or passage"
+            + (f" (or {group_column!r})" if group_column else "")
+            + " with TEST_DATASET and are left out of training and validation.",
+            stacklevel=3,
+        )
+    kept = ~linked
+    rest = int((kept & ~marked).sum())
+    if rest < MIN_ROWS:
+        raise QADataError(f"Too few rows left to train and validate on: {rest}, need at least {MIN_ROWS}.")
+    which = np.where(marked, "test", "train").astype(object)
+    which[kept & ~marked] = _pour_groups(
+        labels[kept & ~marked], {"validation": math.ceil(validation_size * rest)}, seed
+    )
+    return _checked_splits(pairs[kept], which[kept], labels[kept], group_column)
 
 
 def split_qa_pairs(
@@ -206,8 +287,14 @@ def split_qa_pairs(
         group_column: Only for ``"grouped"``: a column to hold out whole.
 
     Returns:
-        ``{"train": ..., "validation": ..., "test": ...}``.
+        ``{"train": ..., "validation": ..., "test": ...}``. With a separate test file (see
+        :func:`add_test_set`) the grouped split tests on its rows and splits the others into train and
+        validation; the reference split leaves the test file's rows out and splits the others as usual.
     """
+    if TEST_SET_COLUMN in pairs.columns and pairs[TEST_SET_COLUMN].any():
+        if strategy == "grouped":
+            return split_with_test_set(pairs, validation_size, seed, group_column)
+        pairs = pairs[~pairs[TEST_SET_COLUMN]]  # the reference split splits DATASET alone, as the reference did
     if strategy == "grouped":
         return split_grouped(pairs, test_size, validation_size, seed, group_column)
     if strategy == "reference":

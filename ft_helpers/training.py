@@ -7,7 +7,7 @@ import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -187,6 +187,38 @@ def count_truncated(model: SentenceTransformer, texts: list[str], batch_size: in
         encoded = model.tokenizer(batch, add_special_tokens=True, truncation=False, verbose=False)
         over += sum(len(ids) > limit for ids in encoded["input_ids"])
     return over
+
+
+def chunk_passage(text: str, tokenizer: Any, max_tokens: int, overlap: int = 0) -> list[str]:
+    """Cut a long passage into pieces of at most ``max_tokens`` tokens, overlapping by ``overlap`` tokens.
+
+    Each piece is a slice of the original text (no detokenizing), so it reads as written. Split long
+    documents this way before writing questions for them: the model ignores what lies past its window.
+
+    Args:
+        text: The passage.
+        tokenizer: A fast Hugging Face tokenizer (``model.tokenizer``).
+        max_tokens: Tokens per piece, without special tokens (``model.max_seq_length - 2`` for BERT-like models).
+        overlap: Tokens each piece repeats from the end of the one before, so no sentence is only cut apart.
+
+    Returns:
+        The pieces in order (one piece, the whole text, when it fits).
+
+    Raises:
+        ValueError: ``max_tokens`` is below 1 or ``overlap`` not below ``max_tokens``.
+    """
+    if max_tokens < 1 or not 0 <= overlap < max_tokens:
+        raise ValueError(f"Need max_tokens >= 1 and 0 <= overlap < max_tokens, got {max_tokens} and {overlap}.")
+    spans = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    if len(spans) <= max_tokens:
+        return [text]
+    pieces = []
+    for start in range(0, len(spans), max_tokens - overlap):
+        window = spans[start : start + max_tokens]
+        pieces.append(text[window[0][0] : window[-1][1]])
+        if start + max_tokens >= len(spans):
+            break
+    return pieces
 
 
 def check_batch_size(n_train_rows: int, batch_size: int) -> None:

@@ -283,3 +283,23 @@ def test_push_failure_masks_the_token(tmp_path: Path):
     with pytest.raises(OSError) as info:
         push_model(tmp_path, "me/model", SECRET, api=Refusing())
     assert str(info.value) == "Could not push to the Hub repository 'me/model': PermissionError: 401 for token ***"
+
+
+def test_run_and_evaluate_test_on_a_separate_file(tmp_path: Path, tiny_model_dir: str, capsys):
+    rows = pd.read_csv(FIXTURE_DATA)
+    rows.iloc[:42].to_csv(tmp_path / "train.csv", index=False)
+    held_out = rows.iloc[42:]
+    held_out.to_csv(tmp_path / "test.csv", index=False)
+    data = ["--dataset", str(tmp_path / "train.csv"), "--test-dataset", str(tmp_path / "test.csv")]
+    run = ["run", *data, "--base-model", tiny_model_dir, "--output-dir", str(tmp_path / "out"), "--epochs", "1"]
+    assert main([*run, "--train-batch-size", "8", "--bootstrap-resamples", "200"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["split"]["sizes"]["test"] == len(held_out)
+    assert results["evaluation"]["test"]["queries"] == held_out["question"].nunique()
+    assert results["run"]["parameters"]["test_dataset"] == str(tmp_path / "test.csv")
+    assert all(value == 0 for pair in results["split"]["leakage"].values() for value in pair.values())
+
+    evaluate = ["evaluate", *data, "--model", str(tmp_path / "out" / "model"), "--output-dir", str(tmp_path / "ev")]
+    assert main([*evaluate, "--bootstrap-resamples", "200"]) == 0
+    scored = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert scored["metrics"][0] == pytest.approx(results["finetuned"])  # the same test questions and corpus

@@ -13,6 +13,7 @@ from conftest import SHARED_DATA
 
 from ft_helpers import (
     QADataError,
+    add_test_set,
     find_linked_groups,
     load_qa_pairs,
     normalize_text,
@@ -574,3 +575,44 @@ def test_company_held_out_split_on_fixture(fixture_pairs: pd.DataFrame) -> None:
         assert all(companies)
         assert sum(len(c) for c in companies) == fixture_pairs["company"].nunique()
         assert 4 <= len(splits["test"]) <= 5 and 4 <= len(splits["validation"]) <= 5
+
+
+# --------------------------------------------------------------------------------------------------
+# A separate test file: add_test_set + split_qa_pairs
+# --------------------------------------------------------------------------------------------------
+def test_add_test_set_marks_and_numbers_the_test_rows_after_the_others() -> None:
+    pairs = distinct_pairs(30)
+    test = make_pairs(["Held-out question A?", "Held-out question B?"], ["Held-out passage A.", "Held-out passage B."])
+    combined = add_test_set(pairs, test)
+    assert combined.index.tolist() == [*range(30), 30, 31]
+    assert combined["test_set"].tolist() == [False] * 30 + [True] * 2
+    assert combined.attrs == pairs.attrs
+    with pytest.raises(QADataError, match="TEST_DATASET has a column named 'test_set'"):
+        add_test_set(pairs, test.assign(test_set=1))
+
+
+def test_a_test_file_is_the_test_split_and_rows_sharing_its_texts_leave_training() -> None:
+    pairs = distinct_pairs(40)
+    pairs.loc[5, "context"] = "HELD-OUT passage A"  # a variant of a test passage: case and punctuation differ
+    pairs.loc[6, "question"] = "held-out question b"  # a variant of a test question
+    test = make_pairs(
+        ["Held-out question A?", "Held-out question B?", "Held-out question C?"],
+        ["Held-out passage A.", "Held-out passage B.", "Held-out passage C."],
+    )
+    combined = add_test_set(pairs, test)
+    with pytest.warns(UserWarning, match=r"2 row\(s\) of DATASET share a question or passage with TEST_DATASET"):
+        splits = split_qa_pairs(combined, "grouped", seed=3)
+    assert splits["test"].index.tolist() == [40, 41, 42]
+    assert {5, 6}.isdisjoint(set(splits["train"].index) | set(splits["validation"].index))
+    assert len(splits["train"]) + len(splits["validation"]) == 38
+    assert len(splits["validation"]) == math.ceil(0.1 * 38)
+    assert_no_leakage(splits)
+
+
+def test_the_reference_split_of_pairs_with_a_test_file_splits_the_dataset_rows_alone() -> None:
+    pairs = distinct_pairs(30)
+    combined = add_test_set(pairs, make_pairs(["Q test?"], ["C test."]))
+    with_file, without = split_qa_pairs(combined, "reference"), split_qa_pairs(pairs, "reference")
+    assert {name: list(frame.index) for name, frame in with_file.items()} == {
+        name: list(frame.index) for name, frame in without.items()
+    }

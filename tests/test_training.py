@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import time
@@ -19,6 +20,7 @@ from ft_helpers.training import (
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
+    chunk_passage,
     collect_environment,
     count_truncated,
     detect_hardware,
@@ -341,3 +343,29 @@ def test_count_truncated_counts_texts_over_the_window(tiny_model):
     assert count_truncated(tiny_model, texts) == 2
     assert count_truncated(tiny_model, texts, batch_size=2) == 2
     assert count_truncated(tiny_model, []) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# chunk_passage
+# --------------------------------------------------------------------------------------------------
+def test_chunk_passage_cuts_long_text_into_overlapping_slices(tiny_model):
+    tokenizer = tiny_model.tokenizer
+    text = " ".join(f"Revenue item {i} rose." for i in range(60))  # 5 tokens a sentence: 300 tokens
+    pieces = chunk_passage(text, tokenizer, max_tokens=50, overlap=10)
+
+    def tokens(piece: str) -> list[int]:
+        return tokenizer(piece, add_special_tokens=False)["input_ids"]
+
+    assert all(piece in text for piece in pieces), "pieces are slices of the original text"
+    assert all(len(tokens(piece)) <= 50 for piece in pieces)
+    assert text.startswith(pieces[0]) and text.endswith(pieces[-1])
+    assert len(pieces) == 1 + -(-(len(tokens(text)) - 50) // 40)  # windows of 50 moving by 40
+    for before, after in itertools.pairwise(pieces):
+        assert tokens(before)[-10:] == tokens(after)[:10], "each piece repeats the last 10 tokens of the one before"
+
+
+def test_chunk_passage_keeps_short_text_whole_and_checks_its_arguments(tiny_model):
+    assert chunk_passage("Revenue rose.", tiny_model.tokenizer, max_tokens=50) == ["Revenue rose."]
+    for max_tokens, overlap in ((0, 0), (10, 10), (10, -1)):
+        with pytest.raises(ValueError, match="Need max_tokens >= 1 and 0 <= overlap < max_tokens"):
+            chunk_passage("Revenue rose.", tiny_model.tokenizer, max_tokens=max_tokens, overlap=overlap)
