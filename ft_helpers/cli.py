@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import PARAMETER_HELP, RunConfig
 from .data import SUPPORTED_SUFFIXES
+from .split import SPLIT_STRATEGIES
 
 #: Exit status for bad input and for an interrupted run.
 EXIT_BAD_INPUT = 2
@@ -26,7 +27,8 @@ data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one ques
   answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
   or passage are dropped with a warning.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
-  passage and question in one split; 'reference' repeats the reference notebook's random split.
+  passage and question in one split; 'reference' repeats the reference notebook's random split. With
+  --test-dataset the test split is that file, and --dataset is split into train and validation only.
 writes to --output-dir: model/ (the fine-tuned model), eval/ (per-query scores of both models), comparison.png,
   training.png and results.json (both models' metrics, the comparison with 95% intervals, the split and its
   leakage report, parameters, versions, hardware, timings), written last. A non-empty folder is refused unless
@@ -70,6 +72,7 @@ _KINDS = {
     "bootstrap_resamples": int,
     "max_train_samples": _none_or(int),
     "group_column": _none_or(str),
+    "test_dataset": _none_or(str),
 }
 
 
@@ -88,7 +91,7 @@ def _add_parameters(
         if isinstance(default, bool):
             parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
-        choices = ["grouped", "reference"] if name == "split" else None
+        choices = list(SPLIT_STRATEGIES) if name == "split" else None
         parser.add_argument(
             flag(name),
             type=_KINDS.get(name, str),
