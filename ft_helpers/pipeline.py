@@ -134,6 +134,25 @@ def load_run_pairs(config: RunConfig) -> pd.DataFrame:
     return pairs
 
 
+def split_and_check(config: RunConfig, log: Any = print) -> tuple[dict[str, pd.DataFrame], IRInputs, IRInputs]:
+    """Load and split the run's pairs and build the evaluator inputs, refusing sizes too small to mean anything.
+
+    Args:
+        config: The run's parameters.
+        log: Called with a warning for each size that is merely small.
+
+    Returns:
+        The splits, and the evaluator inputs of the test and validation splits (the corpus: every context).
+    """
+    pairs = load_run_pairs(config)
+    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
+    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
+    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
+        log(f"warning: {warning}")
+    return splits, test_inputs, validation_inputs
+
+
 def read_process_layout(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """Return ``(rank, world_size)`` as torchrun and accelerate set them (``(0, 1)`` for a plain run).
 
@@ -277,13 +296,8 @@ def run_pipeline(
             f"divide evenly among them: use a multiple of {world_size}."
         )
     resume = resume_from_checkpoint is True
-    pairs = load_run_pairs(config)
-    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
+    splits, test_inputs, validation_inputs = split_and_check(config, log)
     leakage = report_leakage(splits, config.group_column)
-    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
-    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
-    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
-        log(f"warning: {warning}")
     train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
     validation_dataset = build_pair_dataset(splits["validation"])
     check_batch_size(len(train_dataset), config.train_batch_size)
@@ -445,12 +459,7 @@ def evaluate_models(
     config.validate()
     for index, model in enumerate(models, start=1):
         check_model_reference(model, label=f"model {index}")
-    pairs = load_run_pairs(config)
-    splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
-    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
-    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
-    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
-        log(f"warning: {warning}")
+    splits, test_inputs, _ = split_and_check(config, log)
     output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resumable=False)
 
     hardware = detect_hardware()
