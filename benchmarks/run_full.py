@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--output-dir", default=None, help="default: /tmp/ft-bench-<split>")
     parser.add_argument("--epochs", type=int, default=RunConfig.epochs)
     parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=RunConfig.learning_rate)
+    parser.add_argument("--train-batch-size", type=int, default=RunConfig.train_batch_size)
     parser.add_argument("--name", required=True, help="the record's file name, e.g. grouped_cpu")
     parser.add_argument(
         "--from-results",
@@ -210,6 +212,8 @@ def main() -> None:
             split=args.split,
             epochs=args.epochs,
             max_train_samples=args.max_train_samples,
+            learning_rate=args.learning_rate,
+            train_batch_size=args.train_batch_size,
         )
         results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
         how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
