@@ -15,8 +15,9 @@ from ft_helpers import HEADLINE_METRICS, RunConfig
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_full
 import run_notebook
+import summarize
 
-RECORDS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+RECORDS = sorted(path for path in (ROOT / "benchmarks" / "results").glob("*.json") if path.name != "summary.json")
 RUN_KEYS = {
     "parameters",
     "packages",
@@ -199,3 +200,40 @@ def test_run_notebook_refuses_save_with_other_parameters_and_a_used_folder(tmp_p
             ["--dataset", str(tmp_path / "missing.csv"), "--base-model", str(tmp_path), "--work-dir", "w"]
         )
     assert "--dataset" in capsys.readouterr().err and not Path("w").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# summarize.py: summary.json is what the records give
+# --------------------------------------------------------------------------------------------------
+def test_summary_json_is_up_to_date():
+    assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py and commit summary.json"
+
+
+def fake_record(name: str, seed: int, ndcg: float, seconds: float, **parameters: object) -> dict:
+    values = {"epochs": 6, "train_batch_size": 32, "learning_rate": 2e-5, "max_train_samples": None}
+    return {
+        "benchmark": {"name": name, "host": "x86_64, 2 CPU cores", "text_key": "folded"},
+        "corpus_modes": {"deduplicated": {"finetuned": {"test_cosine_ndcg@10": ndcg}}, "rowwise": None},
+        "run": {
+            "parameters": values | {"split": "reference", "seed": seed} | parameters,
+            "hardware": {"device": "cuda", "device_name": "GPU", "precision": "bf16"},
+            "training_seconds": seconds,
+            "resumed_from": None,
+        },
+    }
+
+
+def test_summarize_takes_mean_and_sd_over_seeds_and_names_recipes():
+    records = [
+        fake_record("a", 1, 0.84, 100),
+        fake_record("b", 2, 0.86, 120),
+        fake_record("c", 2, 0.86, 130),  # the same seed again: counted once (the later name)
+        fake_record("d", 1, 0.80, 10, epochs=1, learning_rate=1e-4),
+    ]
+    rows = summarize.summarize(records)
+    assert [row["recipe"] for row in rows] == ["reference", "reference with epochs=1, learning_rate=0.0001"]
+    reference = rows[0]
+    assert reference["n_seeds"] == 2 and reference["records"] == ["a", "c"]
+    assert reference["test_ndcg@10_mean"] == 0.85 and reference["test_ndcg@10_sd"] == pytest.approx(0.0141, abs=1e-4)
+    assert reference["training_seconds_mean"] == 115.0
+    assert rows[1]["test_ndcg@10_sd"] is None and rows[1]["corpus"] == "dedup" and rows[1]["hardware"] == "GPU, bf16"
