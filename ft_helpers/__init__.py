@@ -5,7 +5,7 @@ Layers, lowest first (a module only imports the ones above it in this list):
 (``cli`` is only for ``python -m ft_helpers``).
 """
 
-from .config import RunConfig
+from .config import RECIPES, Recipe, RunConfig
 from .data import QADataError, load_qa_pairs, normalize_text, read_table, validate_qa_pairs
 from .evaluation import (
     PER_QUERY_METRICS,
@@ -13,8 +13,10 @@ from .evaluation import (
     RetrievalResult,
     build_ir_evaluator,
     build_ir_inputs,
+    encode_corpus,
     evaluate_retrieval,
     headline_metrics,
+    score_dimensions,
     score_rankings,
 )
 from .pipeline import collect_results, run_pipeline
@@ -24,6 +26,7 @@ from .report import (
     find_rank_changes,
     format_rank_change,
     plot_comparison,
+    plot_dimensions,
     plot_training_curve,
     save_results,
     tabulate_rank_bands,
@@ -39,6 +42,7 @@ from .split import (
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
     HardwareSettings,
+    build_loss,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
@@ -47,6 +51,7 @@ from .training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    pick_embedding_sizes,
 )
 
 __version__ = "0.1.0"
@@ -54,15 +59,18 @@ __version__ = "0.1.0"
 __all__ = [
     "HEADLINE_METRICS",
     "PER_QUERY_METRICS",
+    "RECIPES",
     "HardwareSettings",
     "IRInputs",
     "QADataError",
+    "Recipe",
     "RetrievalResult",
     "RunConfig",
     "add_test_set",
     "build_comparison_table",
     "build_ir_evaluator",
     "build_ir_inputs",
+    "build_loss",
     "build_pair_dataset",
     "check_batch_size",
     "check_model_reference",
@@ -72,6 +80,7 @@ __all__ = [
     "compare_per_query",
     "count_truncated",
     "detect_hardware",
+    "encode_corpus",
     "evaluate_retrieval",
     "find_linked_groups",
     "find_rank_changes",
@@ -82,12 +91,15 @@ __all__ = [
     "normalize_text",
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",
+    "pick_embedding_sizes",
     "plot_comparison",
+    "plot_dimensions",
     "plot_training_curve",
     "read_table",
     "report_leakage",
     "run_pipeline",
     "save_results",
+    "score_dimensions",
     "score_rankings",
     "split_grouped",
     "split_qa_pairs",

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import fields
 from typing import Any
 
-from .config import PARAMETER_HELP, RunConfig
+from .config import PARAMETER_HELP, RECIPES, RunConfig
 from .data import SUPPORTED_SUFFIXES
 from .split import SPLIT_STRATEGIES
 
@@ -64,10 +64,11 @@ def _none_or(kind: type) -> Any:
 
 #: How to read each option's text, where it is not a plain string.
 _KINDS = {
-    "epochs": int,
-    "train_batch_size": int,
-    "learning_rate": float,
+    "epochs": _none_or(int),
+    "train_batch_size": _none_or(int),
+    "learning_rate": _none_or(float),
     "seed": int,
+    "training_seed": _none_or(int),
     "eval_batch_size": int,
     "bootstrap_resamples": int,
     "max_train_samples": _none_or(int),
@@ -91,7 +92,7 @@ def _add_parameters(
         if isinstance(default, bool):
             parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
-        choices = list(SPLIT_STRATEGIES) if name == "split" else None
+        choices = {"split": list(SPLIT_STRATEGIES), "recipe": list(RECIPES)}.get(name)
         parser.add_argument(
             flag(name),
             type=_KINDS.get(name, str),

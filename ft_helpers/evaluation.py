@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from .data import QADataError, normalize_text
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from torch import Tensor
 
 #: Cut-offs used for every evaluator built here (they match the evaluator's own defaults).
 ACCURACY_AT_K = (1, 3, 5, 10)
@@ -250,8 +252,29 @@ class RetrievalResult:
     per_query: pd.DataFrame
 
 
+def encode_corpus(model: SentenceTransformer, evaluator: InformationRetrievalEvaluator) -> Tensor:
+    """Embed the evaluator's corpus once, as the evaluator itself would, to reuse for several scorings.
+
+    Args:
+        model: The model.
+        evaluator: From :func:`build_ir_evaluator` (its batch size and progress setting are used).
+
+    Returns:
+        One row per corpus document, in the evaluator's order, at the model's full embedding size.
+    """
+    return model.encode_document(
+        evaluator.corpus,
+        batch_size=evaluator.batch_size,
+        show_progress_bar=evaluator.show_progress_bar,
+        convert_to_tensor=True,
+    )
+
+
 def evaluate_retrieval(
-    model: SentenceTransformer, evaluator: InformationRetrievalEvaluator, output_dir: str | Path
+    model: SentenceTransformer,
+    evaluator: InformationRetrievalEvaluator,
+    output_dir: str | Path,
+    corpus_embeddings: Tensor | None = None,
 ) -> RetrievalResult:
     """Run the evaluator on a model and also score each query from the rankings it wrote.
 
@@ -259,15 +282,57 @@ def evaluate_retrieval(
         model: The model to evaluate.
         evaluator: From :func:`build_ir_evaluator` (it must write predictions).
         output_dir: Folder for the evaluator's CSV and predictions files.
+        corpus_embeddings: The corpus as :func:`encode_corpus` embedded it with this model (None: the
+            evaluator embeds it).
 
     Returns:
         A :class:`RetrievalResult`; the per-query means equal the aggregate metrics.
     """
     output_dir = Path(output_dir)
-    metrics = {key: float(value) for key, value in evaluator(model, output_path=str(output_dir)).items()}
+    raw = evaluator(model, output_path=str(output_dir), corpus_embeddings=corpus_embeddings)
+    metrics = {key: float(value) for key, value in raw.items()}
     predictions = output_dir / evaluator.predictions_file.replace(".jsonl", "_cosine.jsonl")
     rankings = read_rankings(predictions)
     return RetrievalResult(metrics, score_rankings(rankings, evaluator.relevant_docs))
+
+
+def score_dimensions(
+    model: SentenceTransformer,
+    evaluator: InformationRetrievalEvaluator,
+    corpus_embeddings: Tensor,
+    dimensions: Sequence[int],
+    metrics: Sequence[str] = ("ndcg@10", "accuracy@1"),
+) -> pd.DataFrame:
+    """Score retrieval with embeddings cut to their first ``d`` numbers, for each ``d`` (Matryoshka sizes).
+
+    The corpus is not embedded again: each size uses the first ``d`` columns of ``corpus_embeddings``, which
+    is what ``truncate_dim=d`` gives; the questions are embedded with ``truncate_dim=d``.
+
+    Args:
+        model: The model that embedded ``corpus_embeddings``.
+        evaluator: From :func:`build_ir_evaluator`; it is copied, not changed.
+        corpus_embeddings: From :func:`encode_corpus`.
+        dimensions: Embedding sizes, each at most the model's.
+        metrics: Metrics to report, named as in :data:`PER_QUERY_METRICS`.
+
+    Returns:
+        One row per size (index ``dimensions``), one column per metric.
+
+    Raises:
+        ValueError: A size is not between 1 and the embeddings' size.
+    """
+    full = corpus_embeddings.shape[1]
+    bad = [d for d in dimensions if not 1 <= d <= full]
+    if bad:
+        raise ValueError(f"Embedding sizes must be between 1 and {full} (the model's), got {bad}.")
+    rows = {}
+    for dimension in dimensions:
+        truncated = copy.copy(evaluator)
+        truncated.truncate_dim = dimension
+        truncated.write_csv = truncated.write_predictions = False
+        scores = truncated(model, corpus_embeddings=corpus_embeddings[:, :dimension])
+        rows[dimension] = headline_metrics(scores, evaluator.name, metrics)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("dimensions")
 
 
 def headline_metrics(

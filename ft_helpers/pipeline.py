@@ -24,13 +24,16 @@ from .evaluation import (
     build_ir_evaluator,
     build_ir_inputs,
     check_evaluation_sizes,
+    encode_corpus,
     evaluate_retrieval,
+    score_dimensions,
 )
 from .report import (
     HEADLINE_METRICS,
     add_results_to_model_card,
     build_comparison_table,
     plot_comparison,
+    plot_dimensions,
     plot_training_curve,
     save_results,
 )
@@ -38,6 +41,7 @@ from .split import add_test_set, report_leakage, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
     HardwareSettings,
+    build_loss,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
@@ -45,6 +49,7 @@ from .training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    pick_embedding_sizes,
 )
 
 
@@ -64,6 +69,7 @@ def collect_results(
     model_dir: str | Path,
     resumed_from: str | None = None,
     world_size: int = 1,
+    dimensions: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Gather what a run measured into the sections of ``results.json``.
 
@@ -83,13 +89,17 @@ def collect_results(
         resumed_from: The checkpoint training resumed from, if any (then ``training_seconds`` covers
             only the part after it).
         world_size: How many processes trained (torchrun, accelerate); recorded in ``run.hardware``.
+        dimensions: Model label (``"baseline"``, ``"fine-tuned"``) -> :func:`~ft_helpers.evaluation.score_dimensions`
+            of that model, if scored.
 
     Returns:
-        ``baseline``, ``finetuned``, ``comparison``, ``split``, ``evaluation`` and ``run``; pass them to
-        :func:`~ft_helpers.report.save_results`.
+        ``baseline``, ``finetuned``, ``comparison``, ``dimensions`` (label -> size -> metrics; empty if not
+        scored), ``split``, ``evaluation`` and ``run`` (its ``parameters`` with the recipe's settings filled in,
+        and ``recipe``); pass them to :func:`~ft_helpers.report.save_results`.
     """
     run = {
-        "parameters": config.as_dict(),
+        "parameters": config.resolved().as_dict(),
+        "recipe": config.training_recipe().as_dict(),
         "packages": collect_environment(),
         "hardware": hardware.as_dict() | {"world_size": world_size},
         "training_rows": len(trainer.train_dataset),
@@ -103,6 +113,10 @@ def collect_results(
         "baseline": baseline.metrics,
         "finetuned": finetuned.metrics,
         "comparison": comparison,
+        "dimensions": {
+            label: {str(size): row for size, row in frame.to_dict(orient="index").items()}
+            for label, frame in (dimensions or {}).items()
+        },
         "split": {
             "strategy": config.split,
             "group_column": config.group_column,
@@ -185,12 +199,17 @@ def describe_run(config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs
         return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
 
     sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
+    recipe = config.training_recipe()
+    loss = recipe.loss + (f" (mini-batches of {recipe.mini_batch_size})" if recipe.mini_batch_size else "")
+    if recipe.matryoshka_dims:
+        loss = f"MatryoshkaLoss ({', '.join(map(str, recipe.matryoshka_dims))} dimensions) over {loss}"
+    rows = f", {recipe.max_train_samples:,} training rows" if recipe.max_train_samples else ""
     return {
         "Base model": name(config.base_model),
         "Training data": f"{name(config.dataset)}: `{config.question_column}` (questions), "
         f"`{config.context_column}` (passages)",
-        "Recipe": f"MultipleNegativesRankingLoss, {config.epochs} epoch(s), batch {config.train_batch_size}, "
-        f"learning rate {config.learning_rate:g}, cosine schedule with 10% warm-up; the epoch with the best "
+        "Recipe": f"'{recipe.name}': {loss}, {recipe.epochs} epoch(s), batch {recipe.train_batch_size}, "
+        f"learning rate {recipe.learning_rate:g}{rows}, cosine schedule with 10% warm-up; the epoch with the best "
         "validation NDCG@10 is kept",
         "Split": f"{config.split}, seed {config.seed}: {sizes} rows (train/validation/test)",
         "Test set": f"{len(test_inputs.queries)} questions against {len(test_inputs.corpus)} passages, "
@@ -275,7 +294,6 @@ def run_pipeline(
     """
     import matplotlib.pyplot as plt
     from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
@@ -289,18 +307,20 @@ def run_pipeline(
 
     # 1. Everything that needs no model: parameters, output folder, data, split, sizes
     config.validate()
+    recipe = config.training_recipe()
     check_model_reference(config.base_model)
-    if config.train_batch_size % world_size:
+    if recipe.train_batch_size % world_size:
         raise ValueError(
-            f"TRAIN_BATCH_SIZE ({config.train_batch_size}) is the batch over all {world_size} processes and must "
+            f"TRAIN_BATCH_SIZE ({recipe.train_batch_size}) is the batch over all {world_size} processes and must "
             f"divide evenly among them: use a multiple of {world_size}."
         )
     resume = resume_from_checkpoint is True
     splits, test_inputs, validation_inputs = split_and_check(config, log)
     leakage = report_leakage(splits, config.group_column)
-    train_dataset = build_pair_dataset(splits["train"], config.max_train_samples, seed=config.seed)
+    training_seed = config.resolved().training_seed
+    train_dataset = build_pair_dataset(splits["train"], recipe.max_train_samples, seed=training_seed)
     validation_dataset = build_pair_dataset(splits["validation"])
-    check_batch_size(len(train_dataset), config.train_batch_size)
+    check_batch_size(len(train_dataset), recipe.train_batch_size)
     output_dir = (
         prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume) if main else Path(config.output_dir)
     )
@@ -326,16 +346,22 @@ def run_pipeline(
                 f"{base_model.max_seq_length}-token window, so their ends are cut off; split long passages into "
                 "chunks before fine-tuning."
             )
-        baseline = evaluate_retrieval(base_model, test_evaluator, output_dir / "eval" / "baseline")
+        base_embeddings = encode_corpus(base_model, test_evaluator)  # once, for every scoring of this model
+        baseline = evaluate_retrieval(
+            base_model, test_evaluator, output_dir / "eval" / "baseline", corpus_embeddings=base_embeddings
+        )
         log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
+        sizes = pick_embedding_sizes(base_embeddings.shape[1], recipe.matryoshka_dims)
+        dimensions = {"baseline": score_dimensions(base_model, test_evaluator, base_embeddings, sizes)}
+        del base_model, base_embeddings
 
     # 4. Training arguments (the same settings as the notebook)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
-        num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.train_batch_size // world_size,  # the batch is shared by the processes
+        num_train_epochs=recipe.epochs,
+        per_device_train_batch_size=recipe.train_batch_size // world_size,  # the batch is shared by the processes
         per_device_eval_batch_size=config.eval_batch_size,
-        learning_rate=config.learning_rate,
+        learning_rate=recipe.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
@@ -351,14 +377,14 @@ def run_pipeline(
         dataloader_pin_memory=hardware.pin_memory,
         use_cpu=hardware.device == "cpu",  # also lets torchrun train with DDP (gloo) on machines without a GPU
         logging_steps=0.02,
-        seed=config.seed,
+        seed=training_seed,
         report_to="none",
     )
 
     # 5. Train a fresh copy of the base model, with the loss built on that copy
     model = load_base_model(config.base_model, device=hardware.device)
     # with several processes, each question also meets the other processes' passages: TRAIN_BATCH_SIZE - 1 negatives
-    loss = MultipleNegativesRankingLoss(model, gather_across_devices=world_size > 1)
+    loss = build_loss(model, recipe, gather_across_devices=world_size > 1)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -379,7 +405,12 @@ def run_pipeline(
     trainer.model.save(str(model_dir))
     if not keep_checkpoints:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-    finetuned = evaluate_retrieval(trainer.model, test_evaluator, output_dir / "eval" / "finetuned")
+    finetuned_embeddings = encode_corpus(trainer.model, test_evaluator)
+    finetuned = evaluate_retrieval(
+        trainer.model, test_evaluator, output_dir / "eval" / "finetuned", corpus_embeddings=finetuned_embeddings
+    )
+    dimensions["fine-tuned"] = score_dimensions(trainer.model, test_evaluator, finetuned_embeddings, sizes)
+    log(pd.concat(dimensions, axis=1).round(4).to_string())
     comparison = compare_per_query(
         baseline.per_query,
         finetuned.per_query,
@@ -394,6 +425,7 @@ def run_pipeline(
     for figure in (
         plot_comparison(comparison, output_dir / "comparison.png", title="Test set, fine-tuned vs baseline"),
         plot_training_curve(trainer.state.log_history, "eval_validation_cosine_ndcg@10", output_dir / "training.png"),
+        plot_dimensions(dimensions, output_dir / "dimensions.png"),
     ):
         plt.close(figure)
 
@@ -412,6 +444,7 @@ def run_pipeline(
         model_dir=model_dir,
         resumed_from=resume_from_checkpoint,
         world_size=world_size,
+        dimensions=dimensions,
     )
     save_results(output_dir / "results.json", **results)
     return results

@@ -84,6 +84,48 @@ def plot_comparison(comparison: pd.DataFrame, path: str | Path | None = None, ti
     return fig
 
 
+def plot_dimensions(
+    dimensions: dict[str, pd.DataFrame], path: str | Path | None = None, metric: str = "ndcg@10"
+) -> Figure:
+    """Plot a test metric against the embedding size, one line per model (Matryoshka sizes).
+
+    Args:
+        dimensions: Model label -> :func:`~ft_helpers.evaluation.score_dimensions` of that model.
+        path: Where to save the figure as PNG (None: do not save).
+        metric: The column to plot.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: ``dimensions`` is empty or a table lacks ``metric``.
+    """
+    import matplotlib.pyplot as plt
+
+    if not dimensions:
+        raise ValueError("No models to plot: pass {label: score_dimensions(...)}.")
+    missing = [label for label, table in dimensions.items() if metric not in table.columns]
+    if missing:
+        raise ValueError(f"No {metric!r} column in the table(s) of {', '.join(missing)}.")
+    fig, axis = plt.subplots(figsize=(6.5, 3.8))
+    colors = iter(["#9aa5b1", "#2b6cb0", "#2f855a", "#c05621"])
+    for label, table in dimensions.items():
+        sizes = table.index.to_numpy()
+        axis.plot(sizes, table[metric], marker="o", label=label, color=next(colors, None))
+        for size, value in zip(sizes, table[metric], strict=True):
+            axis.annotate(f"{value:.3f}", (size, value), textcoords="offset points", xytext=(0, 6), ha="center")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(sizes, [str(size) for size in sizes])
+    axis.set_xlabel("embedding size (first d numbers of each embedding)")
+    axis.set_ylabel(f"test {metric}")
+    axis.grid(alpha=0.3)
+    axis.legend(frameon=False)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
 def plot_training_curve(log_history: list[dict[str, Any]], metric: str, path: str | Path | None = None) -> Figure:
     """Plot the training (and validation) loss by step and a validation metric by epoch.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +15,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
+    from torch import nn
+
+    from .config import Recipe
 
 #: Packages whose versions are printed and stored with each run.
 REPORTED_PACKAGES = (
@@ -265,3 +269,56 @@ def build_pair_dataset(pairs: pd.DataFrame, max_samples: int | None = None, seed
             pairs = pairs.sample(n=max_samples, random_state=seed)
     frame = pd.DataFrame({"anchor": pairs["question"].to_list(), "positive": pairs["context"].to_list()})
     return Dataset.from_pandas(frame, preserve_index=False)
+
+
+#: Smaller embedding sizes scored (and trained by Matryoshka recipes without sizes of their own) besides the full one.
+EMBEDDING_SIZES = (256, 128, 64)
+
+
+def pick_embedding_sizes(full: int, matryoshka_dims: Sequence[int] | None = None) -> list[int]:
+    """Return the embedding sizes to train or score: the full size, then the smaller Matryoshka (or default) ones.
+
+    Args:
+        full: The model's embedding size (384 for all-MiniLM-L6-v2).
+        matryoshka_dims: The recipe's Matryoshka sizes, if any (else :data:`EMBEDDING_SIZES`).
+
+    Returns:
+        Sizes, largest first, none above ``full``.
+    """
+    return [full, *sorted({size for size in (matryoshka_dims or EMBEDDING_SIZES) if size < full}, reverse=True)]
+
+
+def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices: bool = False) -> nn.Module:
+    """Build the recipe's loss on ``model`` (the notebook's training cell writes the same out in full).
+
+    Args:
+        model: The model to train; the loss holds it, so build the loss on the very model the trainer gets.
+        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
+        gather_across_devices: With several processes, also use the other processes' passages as negatives.
+
+    Returns:
+        ``MultipleNegativesRankingLoss``, or its cached form with ``mini_batch_size``; wrapped in
+        ``MatryoshkaLoss`` when the recipe has ``matryoshka_dims``, at the model's full size and the recipe's
+        smaller sizes (:func:`pick_embedding_sizes`), so a model of another size trains its own full size too.
+
+    Raises:
+        ValueError: The recipe names another loss.
+    """
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if recipe.loss == "CachedMultipleNegativesRankingLoss":
+        loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=recipe.mini_batch_size or 32, gather_across_devices=gather_across_devices
+        )
+    elif recipe.loss == "MultipleNegativesRankingLoss":
+        loss = MultipleNegativesRankingLoss(model, gather_across_devices=gather_across_devices)
+    else:
+        raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}.")
+    if not recipe.matryoshka_dims:
+        return loss
+    sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
+    return MatryoshkaLoss(model, loss, matryoshka_dims=sizes)

@@ -118,9 +118,12 @@ def run_args(tmp_path: Path, model: str, *extra: str) -> list[str]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--epochs", "0"], "error: --epochs must be a whole number >= 1, got 0."),
-        (["--epochs", "-1"], "error: --epochs must be a whole number >= 1, got -1."),
-        (["--learning-rate", "-1"], "error: --learning-rate must be a number between 0 and 1 (e.g. 2e-5), got -1.0."),
+        (["--epochs", "0"], "error: --epochs must be a whole number >= 1 or None, got 0."),
+        (["--epochs", "-1"], "error: --epochs must be a whole number >= 1 or None, got -1."),
+        (
+            ["--learning-rate", "-1"],
+            "error: --learning-rate must be a number between 0 and 1 (e.g. 2e-5) or None, got -1.0.",
+        ),
         (["--bootstrap-resamples", "0"], "error: --bootstrap-resamples must be a whole number >= 100, got 0."),
         (["--max-train-samples", "0"], "error: --max-train-samples must be a whole number >= 2 or None, got 0."),
         (["--train-batch-size", "500"], "Use more data or set --train-batch-size to at most"),
@@ -181,7 +184,7 @@ def test_the_module_exits_2_without_a_traceback(tmp_path: Path):
         timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr == "error: --epochs must be a whole number >= 1, got 0.\n"
+    assert done.stderr == "error: --epochs must be a whole number >= 1 or None, got 0.\n"
 
 
 # --------------------------------------------------------------------------------------------------

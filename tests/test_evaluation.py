@@ -16,9 +16,11 @@ from ft_helpers.evaluation import (
     IRInputs,
     build_ir_evaluator,
     build_ir_inputs,
+    encode_corpus,
     evaluate_retrieval,
     headline_metrics,
     read_rankings,
+    score_dimensions,
     score_rankings,
 )
 
@@ -490,3 +492,39 @@ def test_evaluate_retrieval_per_query_means_equal_aggregates(model, deduplicate,
         order = rankings["36"]
         assert order.index("3") + 1 == order.index("36")
         assert per_query.loc["36", "rank"] == order.index("36") + 1
+
+
+def test_evaluate_retrieval_with_the_corpus_embedded_once_gives_the_same_scores(minilm, tmp_path):
+    inputs = build_ir_inputs(FINANCE, FINANCE)
+    evaluator = build_ir_evaluator(inputs, name="test")
+    itself = evaluate_retrieval(minilm, evaluator, tmp_path / "itself")
+    embeddings = encode_corpus(minilm, evaluator)
+    assert tuple(embeddings.shape) == (len(inputs.corpus), 384)
+    reused = evaluate_retrieval(minilm, evaluator, tmp_path / "reused", corpus_embeddings=embeddings)
+    assert reused.metrics == pytest.approx(itself.metrics, abs=1e-6)
+    assert reused.per_query["rank"].tolist() == itself.per_query["rank"].tolist()
+
+
+def test_score_dimensions_full_size_is_the_test_score_and_cut_sizes_match_truncate_dim(minilm, tmp_path):
+    inputs = build_ir_inputs(FINANCE, FINANCE)
+    evaluator = build_ir_evaluator(inputs, name="test")
+    embeddings = encode_corpus(minilm, evaluator)
+    table = score_dimensions(minilm, evaluator, embeddings, [384, 64, 8])
+    assert table.index.tolist() == [384, 64, 8] and table.columns.tolist() == ["ndcg@10", "accuracy@1"]
+    full = evaluate_retrieval(minilm, evaluator, tmp_path / "full").metrics
+    assert table.loc[384, "ndcg@10"] == pytest.approx(full["test_cosine_ndcg@10"], abs=1e-6)
+    # the evaluator embedding everything itself at 64 numbers gives the same scores
+    truncated = build_ir_evaluator(inputs, name="test")
+    truncated.truncate_dim = 64
+    assert table.loc[64, "ndcg@10"] == pytest.approx(truncated(minilm)["test_cosine_ndcg@10"], abs=1e-6)
+    # 8 numbers lose information: the score drops well below the full one
+    assert table.loc[8, "ndcg@10"] < table.loc[384, "ndcg@10"] - 0.1
+    assert evaluator.truncate_dim is None and evaluator.write_predictions  # the evaluator itself is unchanged
+
+
+@pytest.mark.parametrize("sizes", [[0], [385], [384, 512]])
+def test_score_dimensions_rejects_sizes_outside_the_embedding(minilm, sizes):
+    inputs = build_ir_inputs(FINANCE.iloc[:10], FINANCE.iloc[:10])
+    evaluator = build_ir_evaluator(inputs, name="test")
+    with pytest.raises(ValueError, match="between 1 and 384"):
+        score_dimensions(minilm, evaluator, encode_corpus(minilm, evaluator), sizes)

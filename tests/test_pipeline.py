@@ -48,8 +48,15 @@ def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_di
 
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["baseline"] == pytest.approx(results["baseline"])
-    assert saved["run"]["parameters"] == fixture_config(tmp_path, tiny_model_dir, group_column="company").as_dict()
-    assert set(saved) == {"baseline", "finetuned", "comparison", "split", "evaluation", "run"}
+    config = fixture_config(tmp_path, tiny_model_dir, group_column="company")
+    assert saved["run"]["parameters"] == config.resolved().as_dict()
+    assert saved["run"]["recipe"] == config.training_recipe().as_dict()
+    assert set(saved) == {"baseline", "finetuned", "comparison", "dimensions", "split", "evaluation", "run"}
+    # the tiny model embeds in 32 numbers: scored at its full size only, and that score is the test score
+    assert list(saved["dimensions"]) == ["baseline", "fine-tuned"]
+    assert saved["dimensions"]["fine-tuned"]["32"]["ndcg@10"] == pytest.approx(
+        saved["finetuned"]["test_cosine_ndcg@10"]
+    )
     sizes = saved["split"]["sizes"]
     assert sum(sizes.values()) == 50 and min(sizes.values()) > 0
     assert all(value == 0 for pair in saved["split"]["leakage"].values() for value in pair.values())
@@ -67,6 +74,26 @@ def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_di
         load_file(Path(folder) / "model.safetensors") for folder in (tiny_model_dir, tmp_path / "run" / "model")
     )
     assert max(float((base[name] - tuned[name]).abs().max()) for name in base) > 1e-6  # untrained: exactly 0
+
+
+def test_pipeline_trains_the_improved_recipe_with_the_cached_matryoshka_loss(tmp_path: Path, tiny_model_dir: str):
+    from safetensors.torch import load_file
+
+    # the recipe's own batch (256) is larger than the fixture: the batch given here replaces it, the rest stays
+    config = fixture_config(tmp_path, tiny_model_dir, recipe="improved", train_batch_size=16)
+    results = run_pipeline(config, log=lambda message: None)
+    recipe = results["run"]["recipe"]
+    assert recipe["loss"] == "CachedMultipleNegativesRankingLoss" and recipe["mini_batch_size"] == 32
+    assert recipe["matryoshka_dims"] == [384, 256, 128, 64]  # the recipe's sizes; the 32-number model trains at 32
+    parameters = results["run"]["parameters"]
+    assert (parameters["recipe"], parameters["learning_rate"], parameters["train_batch_size"]) == ("improved", 1e-4, 16)
+    assert results["run"]["training_steps"] == -(-results["run"]["training_rows"] // 16)
+    base, tuned = (
+        load_file(Path(folder) / "model.safetensors") for folder in (tiny_model_dir, tmp_path / "run" / "model")
+    )
+    assert max(float((base[name] - tuned[name]).abs().max()) for name in base) > 1e-6
+    card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "MatryoshkaLoss (384, 256, 128, 64 dimensions) over CachedMultipleNegativesRankingLoss" in card
 
 
 def test_pipeline_fails_early_on_a_batch_larger_than_the_training_split(tmp_path: Path, tiny_model_dir: str):
@@ -104,12 +131,12 @@ def test_pipeline_resumes_from_a_checkpoint_instead_of_training_again(tmp_path: 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"epochs": 0}, "EPOCHS must be a whole number >= 1, got 0."),
-        ({"epochs": -1}, "EPOCHS must be a whole number >= 1, got -1."),
-        ({"epochs": 1.5}, "EPOCHS must be a whole number >= 1, got 1.5."),
-        ({"train_batch_size": 1}, "TRAIN_BATCH_SIZE must be a whole number >= 2, got 1."),
-        ({"learning_rate": -1.0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got -1.0."),
-        ({"learning_rate": 0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5), got 0."),
+        ({"epochs": 0}, "EPOCHS must be a whole number >= 1 or None, got 0."),
+        ({"epochs": -1}, "EPOCHS must be a whole number >= 1 or None, got -1."),
+        ({"epochs": 1.5}, "EPOCHS must be a whole number >= 1 or None, got 1.5."),
+        ({"train_batch_size": 1}, "TRAIN_BATCH_SIZE must be a whole number >= 2 or None, got 1."),
+        ({"learning_rate": -1.0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5) or None, got -1.0."),
+        ({"learning_rate": 0}, "LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5) or None, got 0."),
         ({"max_train_samples": 0}, "MAX_TRAIN_SAMPLES must be a whole number >= 2 or None, got 0."),
         ({"seed": -3}, "SEED must be a whole number >= 0, got -3."),
         ({"eval_batch_size": 0}, "EVAL_BATCH_SIZE must be a whole number >= 1, got 0."),
@@ -120,6 +147,7 @@ def test_pipeline_resumes_from_a_checkpoint_instead_of_training_again(tmp_path: 
         ({"dataset": " "}, "DATASET must be a non-empty text, got ' '."),
         ({"context_column": "question"}, "QUESTION_COLUMN and CONTEXT_COLUMN must differ (both are 'question')."),
         ({"deduplicate_corpus": "yes"}, "DEDUPLICATE_CORPUS must be True or False, got 'yes'."),
+        ({"recipe": "large"}, "RECIPE must be one of 'reference', 'improved', 'quick', got 'large'."),
     ],
 )
 def test_run_config_validate_names_the_parameter_and_its_range(changes: dict, message: str):

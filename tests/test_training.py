@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import platform
@@ -17,6 +18,7 @@ from ft_helpers import training
 from ft_helpers.training import (
     REPORTED_PACKAGES,
     HardwareSettings,
+    build_loss,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
@@ -25,6 +27,7 @@ from ft_helpers.training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    pick_embedding_sizes,
 )
 
 
@@ -369,3 +372,48 @@ def test_chunk_passage_keeps_short_text_whole_and_checks_its_arguments(tiny_mode
     for max_tokens, overlap in ((0, 0), (10, 10), (10, -1)):
         with pytest.raises(ValueError, match="Need max_tokens >= 1 and 0 <= overlap < max_tokens"):
             chunk_passage("Revenue rose.", tiny_model.tokenizer, max_tokens=max_tokens, overlap=overlap)
+
+
+def test_recipes_fill_in_what_the_run_leaves_at_none():
+    from ft_helpers import RECIPES, RunConfig
+
+    reference = RunConfig().resolved()
+    assert (reference.epochs, reference.train_batch_size, reference.learning_rate) == (6, 32, 2e-5)
+    assert reference.max_train_samples is None
+    improved = RunConfig(recipe="improved", epochs=2)
+    assert improved.training_recipe() == dataclasses.replace(RECIPES["improved"], epochs=2)
+    assert improved.resolved().train_batch_size == 256 and improved.resolved().epochs == 2
+    assert RunConfig(recipe="quick").resolved().max_train_samples == 3000
+    assert RunConfig(recipe="quick", max_train_samples=500).training_recipe().max_train_samples == 500
+    assert RunConfig(recipe="improved").as_dict()["epochs"] is None  # what was asked, before filling in
+
+
+@pytest.mark.parametrize(
+    ("full", "recipe_sizes", "expected"),
+    [
+        (384, (384, 256, 128, 64), [384, 256, 128, 64]),
+        (768, (384, 256, 128, 64), [768, 384, 256, 128, 64]),
+        (32, None, [32]),
+        (300, None, [300, 256, 128, 64]),
+    ],
+)
+def test_pick_embedding_sizes_starts_with_the_full_size(full, recipe_sizes, expected):
+    assert pick_embedding_sizes(full, recipe_sizes) == expected
+
+
+def test_build_loss_follows_the_recipe(tiny_model):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    from ft_helpers import RECIPES, Recipe
+
+    plain = build_loss(tiny_model, RECIPES["reference"])
+    assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
+    improved = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], matryoshka_dims=(16, 8)))
+    assert isinstance(improved, MatryoshkaLoss) and list(improved.matryoshka_dims) == [32, 16, 8]
+    assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
+    with pytest.raises(ValueError, match="unknown loss 'TripletLoss'"):
+        build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
