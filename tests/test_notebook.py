@@ -46,8 +46,11 @@ def test_reference_defaults():
     values = parameters_cell_values()
     assert values["DATASET"] == "philschmid/finanical-rag-embedding-dataset"
     assert values["BASE_MODEL"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert (values["EPOCHS"], values["TRAIN_BATCH_SIZE"], values["LEARNING_RATE"]) == (6, 32, 2e-5)
-    assert values["MAX_TRAIN_SAMPLES"] is None and values["SPLIT"] == "grouped"
+    assert values["RECIPE"] == "reference" and values["SPLIT"] == "grouped"
+    # the reference recipe's settings come from the recipe: the cell leaves them at None
+    assert all(values[name] is None for name in ("EPOCHS", "TRAIN_BATCH_SIZE", "LEARNING_RATE", "MAX_TRAIN_SAMPLES"))
+    reference = RunConfig(recipe=values["RECIPE"]).resolved()
+    assert (reference.epochs, reference.train_batch_size, reference.learning_rate) == (6, 32, 2e-5)
 
 
 def test_each_cell_imports_the_helpers_it_uses():
@@ -266,8 +269,13 @@ def test_notebook_runs_and_writes_results(small_dataset: Path, executed_notebook
     results = json.loads((output_dir / "results.json").read_text())
     parameters = small_run_parameters(small_dataset, output_dir)
     names = {upper: lower for lower, upper in RunConfig.notebook_names().items()}
-    expected = RunConfig(**{names[key]: value for key, value in parameters.items()}).as_dict()
-    assert results["run"]["parameters"] == expected, "results.json holds exactly RunConfig's fields"
+    expected = RunConfig(**{names[key]: value for key, value in parameters.items()}).resolved().as_dict()
+    assert results["run"]["parameters"] == expected, "results.json holds exactly RunConfig's fields, filled in"
+    assert results["run"]["recipe"]["loss"] == "MultipleNegativesRankingLoss"
+    by_size = results["dimensions"]["fine-tuned"]
+    assert list(by_size) == ["384", "256", "128", "64"]
+    assert by_size["384"]["ndcg@10"] == pytest.approx(results["finetuned"]["test_cosine_ndcg@10"], abs=1e-6)
+    assert (output_dir / "dimensions.png").stat().st_size > 0
 
     for model in ("baseline", "finetuned"):
         for key in ("test_cosine_ndcg@10", "test_cosine_accuracy@1", "test_cosine_map@100", "test_cosine_mrr@10"):
