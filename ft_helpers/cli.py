@@ -26,12 +26,16 @@ RUN_EPILOG = f"""\
 data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one question and the passage that
   answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
   or passage are dropped with a warning.
+recipes: --recipe reference (the reference notebook's settings), improved (cached loss, batch 256, Matryoshka)
+  or quick (a CPU try-out); --epochs, --train-batch-size, --learning-rate and --max-train-samples replace its
+  settings one by one.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
   passage and question in one split; 'reference' repeats the reference notebook's random split. With
   --test-dataset the test split is that file, and --dataset is split into train and validation only.
 writes to --output-dir: model/ (the fine-tuned model), eval/ (per-query scores of both models), comparison.png,
-  training.png and results.json (both models' metrics, the comparison with 95% intervals, the split and its
-  leakage report, parameters, versions, hardware, timings), written last. A non-empty folder is refused unless
+  training.png, dimensions.png (test NDCG@10 by embedding size) and results.json (both models' metrics, the
+  comparison with 95% intervals, the scores by embedding size, the split and its leakage report, the recipe,
+  parameters, versions, hardware, timings), written last. A non-empty folder is refused unless
   --overwrite (delete its files first) or --resume (go on from its last checkpoint). Checkpoints are deleted once
   the best model is saved, unless --keep-checkpoints.
 example: python -m ft_helpers run --dataset data/qa.csv --base-model models/minilm --output-dir out

@@ -84,7 +84,7 @@ PARAMETER_HELP = {
     "base_model": "The model to fine-tune: a Hugging Face Hub id, or a local folder written by "
     "SentenceTransformer.save().",
     "output_dir": "Folder for the fine-tuned model (model/), the evaluation files (eval/), comparison.png, "
-    "training.png and results.json (written last).",
+    "training.png, dimensions.png and results.json (written last).",
     "recipe": "'reference': the reference notebook's settings (MultipleNegativesRankingLoss, batch 32, learning "
     "rate 2e-5, 6 epochs); 'improved': 255 negatives per question with the cached loss (batch 256, mini-batches of "
     "32, learning rate 1e-4, 10 epochs) and Matryoshka embedding sizes 384/256/128/64; 'quick': a CPU try-out "
