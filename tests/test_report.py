@@ -21,6 +21,7 @@ from ft_helpers.report import (
     find_rank_changes,
     format_rank_change,
     plot_comparison,
+    plot_dimensions,
     plot_training_curve,
     save_results,
     tabulate_rank_bands,
@@ -375,3 +376,29 @@ def test_model_card_section_is_added_once_and_replaced_on_a_rerun(tmp_path):
     second = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert second.count("<!-- ft_helpers:results -->") == 1 and "`org/other`" in second and "mrr@10" not in second
     assert second.startswith("# Model card\n\nWritten by sentence-transformers.\n")
+
+
+def _by_size(scores: list[float]) -> pd.DataFrame:
+    sizes = pd.Index([384, 256, 128, 64], name="dimensions")
+    return pd.DataFrame({"ndcg@10": scores, "accuracy@1": scores}, index=sizes)
+
+
+def test_plot_dimensions_draws_one_line_per_model_and_writes_png(tmp_path):
+    figure = plot_dimensions(
+        {"baseline": _by_size([0.76, 0.75, 0.73, 0.69]), "fine-tuned": _by_size([0.84, 0.83, 0.81, 0.77])},
+        tmp_path / "dimensions.png",
+    )
+    assert isinstance(figure, Figure)
+    (axis,) = figure.axes
+    assert [line.get_label() for line in axis.get_lines()] == ["baseline", "fine-tuned"]
+    assert list(axis.get_lines()[1].get_ydata()) == [0.84, 0.83, 0.81, 0.77]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["384", "256", "128", "64"]
+    assert (tmp_path / "dimensions.png").stat().st_size > 0
+    plt.close(figure)
+
+
+def test_plot_dimensions_says_what_is_missing():
+    with pytest.raises(ValueError, match="No models to plot"):
+        plot_dimensions({})
+    with pytest.raises(ValueError, match="No 'mrr@10' column in the table\\(s\\) of baseline"):
+        plot_dimensions({"baseline": _by_size([0.7, 0.6, 0.5, 0.4])}, metric="mrr@10")
