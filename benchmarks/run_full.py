@@ -25,6 +25,7 @@ Example (offline, on this repository's CPU machines):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from typing import Any
 from ft_helpers import (
     HEADLINE_METRICS,
     RECIPES,
+    Recipe,
     RunConfig,
     build_comparison_table,
     build_ir_evaluator,
@@ -203,6 +205,29 @@ def score_other_mode(config: RunConfig, model_dir: Path) -> dict[str, Any]:
     }
 
 
+def variant_of(args: argparse.Namespace, config: RunConfig) -> Recipe | None:
+    """The recipe with the variant options applied (--directions, --hard-negatives, ...), or None if none is given."""
+    changes: dict[str, Any] = {}
+    if args.directions:
+        changes["directions"] = tuple(args.directions.split(","))
+    if args.hard_negatives:
+        changes["hard_negatives"] = args.hard_negatives
+    if args.no_matryoshka:
+        changes["matryoshka_dims"] = None
+    if args.mini_batch_size:
+        changes["mini_batch_size"] = args.mini_batch_size
+    if args.loss:
+        changes["loss"] = args.loss
+    if not changes:
+        return None
+    recipe = dataclasses.replace(config.training_recipe(), **changes)
+    if recipe.loss == "CachedMultipleNegativesRankingLoss" and not recipe.mini_batch_size:
+        recipe = dataclasses.replace(recipe, mini_batch_size=32)
+    if recipe.loss != "CachedMultipleNegativesRankingLoss":
+        recipe = dataclasses.replace(recipe, mini_batch_size=None)
+    return recipe
+
+
 def benchmark_one(args: argparse.Namespace, name: str, training_seed: int | None, notes: list[str]) -> Path:
     """Train (or take ``--from-results``), re-score in the other corpus mode, and write the record ``name``."""
     started = time.perf_counter()
@@ -230,7 +255,9 @@ def benchmark_one(args: argparse.Namespace, name: str, training_seed: int | None
             train_batch_size=args.train_batch_size,
             training_seed=training_seed,
         )
-        results = run_pipeline(config, resume_from_checkpoint=args.resume_from_checkpoint)
+        results = run_pipeline(
+            config, resume_from_checkpoint=args.resume_from_checkpoint, recipe=variant_of(args, config)
+        )
         how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
         if args.resume_from_checkpoint:
             notes = [*notes, "Resumed from a checkpoint: training_seconds covers only the part after it."]
@@ -263,6 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-samples", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--train-batch-size", type=int, default=None, help="default: the recipe's")
+    variants = parser.add_argument_group("recipe variants (recorded in the record's run.recipe)")
+    variants.add_argument(
+        "--loss", choices=["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss"], default=None
+    )
+    variants.add_argument("--mini-batch-size", type=int, default=None, help="pairs embedded at a time (cached loss)")
+    variants.add_argument(
+        "--directions",
+        default=None,
+        help="comma-separated: query_to_doc plus any of doc_to_query, query_to_query, doc_to_doc "
+        "(query_to_doc,doc_to_query is MultipleNegativesSymmetricRankingLoss's pairing, in one softmax)",
+    )
+    variants.add_argument("--hard-negatives", type=int, default=0, help="mined hard negatives per pair")
+    variants.add_argument("--no-matryoshka", action="store_true", help="train without MatryoshkaLoss")
     parser.add_argument(
         "--seeds",
         type=int,

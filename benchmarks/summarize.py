@@ -30,14 +30,25 @@ CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
 BOOTSTRAP_RESAMPLES = 10_000
 
 
-def recipe_of(parameters: dict[str, Any]) -> str:
-    """Name the recipe of a record's parameters: ``"reference"``, ``"improved"``, or what differs from the named one."""
+def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None) -> str:
+    """Name a record's recipe: ``"reference"``, ``"improved"``, or the named one and what differs from it.
+
+    Args:
+        parameters: The record's ``run.parameters``.
+        recipe: The record's ``run.recipe`` (the settings trained with), where it has one.
+    """
     name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
-    recipe = RECIPES[name]
-    changed = {key: parameters[key] for key in RECIPE_SETTINGS if parameters[key] != getattr(recipe, key)}
+    named = RECIPES[name].as_dict()
+    if recipe is None:
+        recipe = named | {key: parameters[key] for key in RECIPE_SETTINGS}
+    changed = {key: value for key, value in recipe.items() if key != "name" and value != named.get(key)}
     if not changed:
         return name
-    return f"{name} with " + ", ".join(f"{key}={value}" for key, value in changed.items())
+
+    def show(value: Any) -> str:
+        return "+".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return f"{name} with " + ", ".join(f"{key}={show(value)}" for key, value in changed.items())
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -83,7 +94,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if scores is None:
                 continue
             key = (
-                recipe_of(parameters),
+                recipe_of(parameters, record["run"].get("recipe")),
                 parameters["split"],
                 parameters["seed"],
                 record["benchmark"]["text_key"],

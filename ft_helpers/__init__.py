@@ -42,6 +42,7 @@ from .split import (
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
     HardwareSettings,
+    add_hard_negatives,
     build_loss,
     build_pair_dataset,
     check_batch_size,
@@ -66,6 +67,7 @@ __all__ = [
     "Recipe",
     "RetrievalResult",
     "RunConfig",
+    "add_hard_negatives",
     "add_test_set",
     "build_comparison_table",
     "build_ir_evaluator",

@@ -28,6 +28,11 @@ class Recipe:
             this, not the batch size.
         matryoshka_dims: Train with ``MatryoshkaLoss`` at these embedding sizes, largest first (None: off), so
             the first 256, 128 or 64 numbers of an embedding work as a smaller embedding.
+        directions: What the loss ranks: ``"query_to_doc"`` (each question against the batch's passages) plus,
+            optionally, ``"doc_to_query"``, ``"query_to_query"``, ``"doc_to_doc"`` (see
+            ``MultipleNegativesRankingLoss``); one softmax over all of them.
+        hard_negatives: Passages mined per training pair with the base model as extra negatives (0: none); see
+            :func:`~ft_helpers.training.add_hard_negatives`.
     """
 
     name: str
@@ -38,10 +43,20 @@ class Recipe:
     max_train_samples: int | None = None
     mini_batch_size: int | None = None
     matryoshka_dims: tuple[int, ...] | None = None
+    directions: tuple[str, ...] = ("query_to_doc",)
+    hard_negatives: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the recipe as a plain dict (for ``results.json``)."""
-        return asdict(self) | {"matryoshka_dims": list(self.matryoshka_dims) if self.matryoshka_dims else None}
+        sizes = list(self.matryoshka_dims) if self.matryoshka_dims else None
+        return asdict(self) | {"matryoshka_dims": sizes, "directions": list(self.directions)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Recipe:
+        """Rebuild a recipe from :meth:`as_dict` (as ``results.json`` keeps it)."""
+        sizes = values.get("matryoshka_dims")
+        directions = tuple(values.get("directions", ("query_to_doc",)))
+        return cls(**{**values, "matryoshka_dims": tuple(sizes) if sizes else None, "directions": directions})
 
 
 #: The recipes RECIPE / --recipe can name.

@@ -10,12 +10,13 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .config import RunConfig
+from .config import RECIPE_SETTINGS, Recipe, RunConfig
 from .data import load_qa_pairs
 from .evaluation import (
     PER_QUERY_METRICS,
@@ -41,6 +42,7 @@ from .split import add_test_set, report_leakage, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
     HardwareSettings,
+    add_hard_negatives,
     build_loss,
     build_pair_dataset,
     check_batch_size,
@@ -70,6 +72,7 @@ def collect_results(
     resumed_from: str | None = None,
     world_size: int = 1,
     dimensions: Mapping[str, pd.DataFrame] | None = None,
+    recipe: Recipe | None = None,
 ) -> dict[str, Any]:
     """Gather what a run measured into the sections of ``results.json``.
 
@@ -91,6 +94,7 @@ def collect_results(
         world_size: How many processes trained (torchrun, accelerate); recorded in ``run.hardware``.
         dimensions: Model label (``"baseline"``, ``"fine-tuned"``) -> :func:`~ft_helpers.evaluation.score_dimensions`
             of that model, if scored.
+        recipe: The recipe trained with, where it is not ``config``'s own (a benchmark's variant).
 
     Returns:
         ``baseline``, ``finetuned``, ``comparison``, ``dimensions`` (label -> size -> metrics; empty if not
@@ -99,7 +103,7 @@ def collect_results(
     """
     run = {
         "parameters": config.resolved().as_dict(),
-        "recipe": config.training_recipe().as_dict(),
+        "recipe": (recipe or config.training_recipe()).as_dict(),
         "packages": collect_environment(),
         "hardware": hardware.as_dict() | {"world_size": world_size},
         "training_rows": len(trainer.train_dataset),
@@ -183,13 +187,16 @@ def _quiet(*args: object) -> None:
     """Swallow the log lines of processes other than the first."""
 
 
-def describe_run(config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs: IRInputs) -> dict[str, str]:
+def describe_run(
+    config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs: IRInputs, recipe: Recipe | None = None
+) -> dict[str, str]:
     """Say in a few lines how a model was fine-tuned and tested, for its model card (no local paths).
 
     Args:
         config: The run's parameters.
         splits: The train/validation/test splits.
         test_inputs: Evaluator inputs of the test split.
+        recipe: The recipe trained with, where it is not ``config``'s own.
 
     Returns:
         Label -> one line.
@@ -199,8 +206,12 @@ def describe_run(config: RunConfig, splits: dict[str, pd.DataFrame], test_inputs
         return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
 
     sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
-    recipe = config.training_recipe()
+    recipe = recipe or config.training_recipe()
     loss = recipe.loss + (f" (mini-batches of {recipe.mini_batch_size})" if recipe.mini_batch_size else "")
+    if tuple(recipe.directions) != ("query_to_doc",):
+        loss += f" (directions {', '.join(recipe.directions)})"
+    if recipe.hard_negatives:
+        loss += f" with {recipe.hard_negatives} mined hard negative(s) per pair"
     if recipe.matryoshka_dims:
         loss = f"MatryoshkaLoss ({', '.join(map(str, recipe.matryoshka_dims))} dimensions) over {loss}"
     rows = f", {recipe.max_train_samples:,} training rows" if recipe.max_train_samples else ""
@@ -268,6 +279,7 @@ def run_pipeline(
     resume_from_checkpoint: str | bool | None = None,
     overwrite: bool = False,
     keep_checkpoints: bool = True,
+    recipe: Recipe | None = None,
 ) -> dict[str, Any]:
     """Check, load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
 
@@ -288,6 +300,8 @@ def run_pipeline(
         overwrite: Clear a non-empty ``OUTPUT_DIR`` first (otherwise a non-empty one is refused, unless
             resuming from its own checkpoints).
         keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
+        recipe: Train with this recipe instead of ``config``'s (benchmarks try variants this way); its epochs,
+            batch size, learning rate and training rows replace ``config``'s, and ``results.json`` keeps it.
 
     Returns:
         The content of ``results.json`` (see :func:`collect_results`); ``{}`` in the other processes.
@@ -306,8 +320,10 @@ def run_pipeline(
         log = _quiet
 
     # 1. Everything that needs no model: parameters, output folder, data, split, sizes
+    if recipe is not None:
+        config = replace(config, **{name: getattr(recipe, name) for name in RECIPE_SETTINGS})
     config.validate()
-    recipe = config.training_recipe()
+    recipe = recipe or config.training_recipe()
     check_model_reference(config.base_model)
     if recipe.train_batch_size % world_size:
         raise ValueError(
@@ -381,6 +397,24 @@ def run_pipeline(
         report_to="none",
     )
 
+    # 4b. Hard negatives, mined with the base model (every process mines the same ones)
+    if recipe.hard_negatives:
+        miner = load_base_model(config.base_model, device=hardware.device)
+        pairs = len(train_dataset)
+        train_dataset, twins = add_hard_negatives(
+            train_dataset, miner, recipe.hard_negatives, batch_size=config.eval_batch_size
+        )
+        del miner
+        if len(train_dataset) < recipe.train_batch_size:
+            raise ValueError(
+                f"Hard-negative mining kept {len(train_dataset)} of {pairs} training pairs (a pair needs passages "
+                "scoring at least 5% below its own), fewer than one batch: mine fewer negatives or use a smaller batch."
+            )
+        log(
+            f"hard negatives: {recipe.hard_negatives} per pair for {len(train_dataset):,} of {pairs:,} pairs "
+            f"({twins} dropped as near-copies of their positive, the rest without enough candidates)"
+        )
+
     # 5. Train a fresh copy of the base model, with the loss built on that copy
     model = load_base_model(config.base_model, device=hardware.device)
     # with several processes, each question also meets the other processes' passages: TRAIN_BATCH_SIZE - 1 negatives
@@ -419,7 +453,7 @@ def run_pipeline(
         seed=config.seed,
     )
     log(build_comparison_table(comparison).to_string())
-    add_results_to_model_card(model_dir, comparison, describe_run(config, splits, test_inputs))
+    add_results_to_model_card(model_dir, comparison, describe_run(config, splits, test_inputs, recipe))
     baseline.per_query.to_csv(output_dir / "eval" / "baseline" / "per_query.csv")
     finetuned.per_query.to_csv(output_dir / "eval" / "finetuned" / "per_query.csv")
     for figure in (
@@ -445,6 +479,7 @@ def run_pipeline(
         resumed_from=resume_from_checkpoint,
         world_size=world_size,
         dimensions=dimensions,
+        recipe=recipe,
     )
     save_results(output_dir / "results.json", **results)
     return results

@@ -310,15 +310,69 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
         MultipleNegativesRankingLoss,
     )
 
+    common = {"gather_across_devices": gather_across_devices, "directions": tuple(recipe.directions)}
     if recipe.loss == "CachedMultipleNegativesRankingLoss":
-        loss = CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=recipe.mini_batch_size or 32, gather_across_devices=gather_across_devices
-        )
+        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=recipe.mini_batch_size or 32, **common)
     elif recipe.loss == "MultipleNegativesRankingLoss":
-        loss = MultipleNegativesRankingLoss(model, gather_across_devices=gather_across_devices)
+        loss = MultipleNegativesRankingLoss(model, **common)
     else:
         raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}.")
     if not recipe.matryoshka_dims:
         return loss
     sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
     return MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
+
+
+def add_hard_negatives(
+    pairs: Dataset,
+    model: SentenceTransformer,
+    count: int,
+    batch_size: int = 64,
+    relative_margin: float = 0.05,
+    range_max: int = 30,
+) -> tuple[Dataset, int]:
+    """Add ``count`` hard negatives to each (anchor, positive) pair: passages the model ranks high for the question.
+
+    Mined with sentence-transformers' ``mine_hard_negatives`` over the pairs' own passages, taking the top
+    candidates among the ``range_max`` nearest. Two filters keep out false negatives, passages that also
+    answer the question: a candidate must score at least ``relative_margin`` (5%) below the positive, and a
+    pair whose candidate is its own positive with other case, punctuation or spacing is dropped.
+
+    Args:
+        pairs: From :func:`build_pair_dataset`.
+        model: The model that ranks the candidates (the base model, before training).
+        count: Negatives per pair (at least 1).
+        batch_size: Encoding batch size.
+        relative_margin: How far below the positive's score a candidate must stay, as a fraction of it.
+        range_max: How many nearest passages to consider per question.
+
+    Returns:
+        The dataset with columns ``anchor``, ``positive``, ``negative_1``, ... (pairs without enough candidates
+        left out), and how many pairs were dropped as near-copies of their positive.
+
+    Raises:
+        ValueError: ``count`` is below 1.
+    """
+    from sentence_transformers.util import mine_hard_negatives
+
+    from .data import normalize_text
+
+    if count < 1:
+        raise ValueError(f"Hard negatives per pair must be at least 1, got {count}.")
+    mined = mine_hard_negatives(
+        pairs,
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        range_max=range_max,
+        relative_margin=relative_margin,
+        num_negatives=count,
+        sampling_strategy="top",
+        output_format="n-tuple",
+        batch_size=batch_size,
+        verbose=False,
+    )
+    negatives = [name for name in mined.column_names if name.startswith("negative")]
+    twins = [any(normalize_text(row[name]) == normalize_text(row["positive"]) for name in negatives) for row in mined]
+    kept = mined.select([index for index, twin in enumerate(twins) if not twin])
+    return kept, sum(twins)

@@ -309,3 +309,36 @@ def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: P
     assert "skipping seeds with a record already: bench_seed43" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         run_full.main([*common, "--seeds", "2", "--from-results", "r.json"])
+
+
+def test_run_full_variant_options_change_the_recipe_and_only_those(tmp_path: Path):
+    parser_args = [
+        "--split", "grouped", "--dataset", "d.csv", "--base-model", "m", "--name", "x", "--recipe", "improved",
+    ]  # fmt: skip
+
+    def variant(*extra: str):
+        import argparse
+
+        captured = {}
+
+        def fake(args: argparse.Namespace, name, seed, notes):
+            captured["recipe"] = run_full.variant_of(args, RunConfig(recipe=args.recipe))
+            return tmp_path / "x.json"
+
+        original, run_full.benchmark_one = run_full.benchmark_one, fake
+        try:
+            run_full.main([*parser_args, *extra])
+        finally:
+            run_full.benchmark_one = original
+        return captured["recipe"]
+
+    assert variant() is None, "no variant options: the named recipe as it is"
+    symmetric = variant("--directions", "query_to_doc,doc_to_query", "--no-matryoshka")
+    assert symmetric.directions == ("query_to_doc", "doc_to_query") and symmetric.matryoshka_dims is None
+    assert (symmetric.loss, symmetric.train_batch_size, symmetric.mini_batch_size) == (
+        "CachedMultipleNegativesRankingLoss",
+        256,
+        32,
+    )
+    plain = variant("--loss", "MultipleNegativesRankingLoss", "--hard-negatives", "1")
+    assert plain.mini_batch_size is None and plain.hard_negatives == 1

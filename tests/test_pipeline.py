@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, fixture_config
+from conftest import ROOT, fixture_config, minilm_path
 
 from ft_helpers import QADataError, RunConfig
 from ft_helpers.pipeline import run_pipeline
@@ -94,6 +94,30 @@ def test_pipeline_trains_the_improved_recipe_with_the_cached_matryoshka_loss(tmp
     assert max(float((base[name] - tuned[name]).abs().max()) for name in base) > 1e-6
     card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
     assert "MatryoshkaLoss (384, 256, 128, 64 dimensions) over CachedMultipleNegativesRankingLoss" in card
+
+
+def test_pipeline_trains_a_benchmark_variant_with_hard_negatives_and_records_it(tmp_path: Path):
+    import dataclasses
+
+    from ft_helpers import RECIPES
+
+    variant = dataclasses.replace(
+        RECIPES["reference"],
+        epochs=1,
+        train_batch_size=8,
+        directions=("query_to_doc", "doc_to_query"),
+        hard_negatives=1,
+    )
+    messages: list[str] = []
+    # MiniLM, not the tiny random model, ranks the passages: mining needs candidates that score below the positive
+    config = fixture_config(tmp_path, minilm_path(), epochs=3)
+    results = run_pipeline(config, log=messages.append, recipe=variant)
+    assert results["run"]["recipe"] == variant.as_dict()
+    assert results["run"]["parameters"]["epochs"] == 1, "the variant's settings replace the config's"
+    (line,) = [message for message in messages if message.startswith("hard negatives: 1 per pair")]
+    assert f"for {results['run']['training_rows']:,} of" in line
+    card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "(directions query_to_doc, doc_to_query) with 1 mined hard negative(s) per pair" in card
 
 
 def test_pipeline_fails_early_on_a_batch_larger_than_the_training_split(tmp_path: Path, tiny_model_dir: str):

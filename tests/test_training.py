@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import platform
 import time
@@ -18,6 +19,7 @@ from ft_helpers import training
 from ft_helpers.training import (
     REPORTED_PACKAGES,
     HardwareSettings,
+    add_hard_negatives,
     build_loss,
     build_pair_dataset,
     check_batch_size,
@@ -417,3 +419,55 @@ def test_build_loss_follows_the_recipe(tiny_model):
     assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
     with pytest.raises(ValueError, match="unknown loss 'TripletLoss'"):
         build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
+
+
+def test_recipe_round_trips_through_its_dict():
+    from ft_helpers import RECIPES, Recipe
+
+    for recipe in RECIPES.values():
+        assert Recipe.from_dict(recipe.as_dict()) == recipe
+    variant = dataclasses.replace(RECIPES["improved"], directions=("query_to_doc", "doc_to_query"), hard_negatives=1)
+    assert Recipe.from_dict(json.loads(json.dumps(variant.as_dict()))) == variant
+
+
+def test_build_loss_passes_the_directions(tiny_model):
+    from ft_helpers import RECIPES
+
+    both = ("query_to_doc", "doc_to_query")
+    plain = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], directions=both))
+    assert tuple(plain.directions) == both
+    cached = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], directions=both))
+    assert tuple(cached.loss.directions) == both
+
+
+def test_add_hard_negatives_mines_one_per_pair_from_the_other_passages(tiny_model):
+    frame = pd.DataFrame(
+        {
+            "question": [f"How much did segment {i} earn in 2023?" for i in range(12)],
+            "context": [
+                f"Segment {i} earned {i + 1}0 million dollars in fiscal 2023, up from 2022." for i in range(12)
+            ],
+        }
+    )
+    mined, twins = add_hard_negatives(build_pair_dataset(frame), tiny_model, 1, relative_margin=0.0)
+    assert mined.column_names == ["anchor", "positive", "negative_1"] and twins == 0
+    assert 0 < len(mined) <= 12
+    for row in mined:
+        assert row["negative_1"] != row["positive"] and row["negative_1"] in set(frame["context"])
+
+
+def test_add_hard_negatives_drops_a_pair_whose_negative_is_its_positive_in_other_case(tiny_model, monkeypatch):
+    from datasets import Dataset
+    from sentence_transformers import util
+
+    def fake_mining(pairs, model, **options):
+        assert options["relative_margin"] == 0.05 and options["num_negatives"] == 1
+        return Dataset.from_dict(
+            {"anchor": ["q1", "q2"], "positive": ["Revenue rose.", "Costs fell."], "negative_1": ["REVENUE ROSE", "x"]}
+        )
+
+    monkeypatch.setattr(util, "mine_hard_negatives", fake_mining)
+    mined, twins = add_hard_negatives(build_pair_dataset(pd.DataFrame({"question": ["a"], "context": ["b"]})), None, 1)
+    assert twins == 1 and mined["anchor"] == ["q2"]
+    with pytest.raises(ValueError, match="at least 1"):
+        add_hard_negatives(mined, None, 0)
