@@ -47,7 +47,7 @@ def test_every_score_in_a_sourced_row_is_in_its_record(row: str):
 
 
 def test_the_notebook_run_is_described_by_its_record():
-    record = json.loads((RESULTS / "grouped_cpu_run2.json").read_text(encoding="utf-8"))
+    record = json.loads((RESULTS / "grouped_cpu_run3.json").read_text(encoding="utf-8"))
     evaluation = record["corpus_modes"]["deduplicated"]["evaluation"]
     sentence = re.search(r"Its ([\d,]+) test rows give ([\d,]+) queries .*? against\s+([\d,]+) documents", README, re.S)
     assert sentence, "the README describes the notebook run's test set"
