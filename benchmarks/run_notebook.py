@@ -13,7 +13,7 @@ What it does, in order:
 
 ``--save`` is refused together with ``--set``: the committed outputs must come from the defaults.
 
-Example (the saved outputs of the committed notebook, about 106 min on a 2-core CPU):
+Example (the saved outputs of the committed notebook, about 50 min on a 2-core CPU):
 
     python benchmarks/run_notebook.py --work-dir /tmp/nb-run --save \\
         --dataset ../shared/data/financial-qa-10k.csv \\
