@@ -36,6 +36,7 @@ from typing import Any
 
 from ft_helpers import (
     HEADLINE_METRICS,
+    PRECISIONS,
     RECIPES,
     Recipe,
     RunConfig,
@@ -256,7 +257,10 @@ def benchmark_one(args: argparse.Namespace, name: str, training_seed: int | None
             training_seed=training_seed,
         )
         results = run_pipeline(
-            config, resume_from_checkpoint=args.resume_from_checkpoint, recipe=variant_of(args, config)
+            config,
+            resume_from_checkpoint=args.resume_from_checkpoint,
+            recipe=variant_of(args, config),
+            precision=args.precision,
         )
         how = "benchmarks/run_full.py: ft_helpers.pipeline.run_pipeline, then both models scored in the other mode"
         if args.resume_from_checkpoint:
@@ -290,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-samples", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--train-batch-size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="default: the machine's (bf16 on recent GPUs, fp16 on a T4, fp32 on CPU); fp16 on an H100 for a T4's path",
+    )
     variants = parser.add_argument_group("recipe variants (recorded in the record's run.recipe)")
     variants.add_argument(
         "--loss", choices=["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss"], default=None
@@ -331,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds is not None and (args.seeds < 1 or args.from_results or args.resume_from_checkpoint):
         parser.error("--seeds needs a number >= 1, and trains: not with --from-results or --resume-from-checkpoint.")
+    if args.from_results and args.precision:
+        parser.error("--precision sets how to train: not with --from-results, which trains nothing.")
     if args.seeds is None:
         runs = [(args.name, None)]
         if (RESULTS_DIR / f"{args.name}.json").exists():

@@ -280,6 +280,7 @@ def run_pipeline(
     overwrite: bool = False,
     keep_checkpoints: bool = True,
     recipe: Recipe | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Check, load, split, evaluate the base model, fine-tune, evaluate again, and write ``results.json``.
 
@@ -302,6 +303,8 @@ def run_pipeline(
         keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
         recipe: Train with this recipe instead of ``config``'s (benchmarks try variants this way); its epochs,
             batch size, learning rate and training rows replace ``config``'s, and ``results.json`` keeps it.
+        precision: Train in ``"bf16"``, ``"fp16"`` or ``"fp32"`` instead of the precision picked for the machine
+            (see :func:`~ft_helpers.training.detect_hardware`); ``results.json`` keeps the one used.
 
     Returns:
         The content of ``results.json`` (see :func:`collect_results`); ``{}`` in the other processes.
@@ -325,6 +328,7 @@ def run_pipeline(
     config.validate()
     recipe = recipe or config.training_recipe()
     check_model_reference(config.base_model)
+    hardware = detect_hardware(precision)  # an impossible precision fails here, before any folder is made
     if recipe.train_batch_size % world_size:
         raise ValueError(
             f"TRAIN_BATCH_SIZE ({recipe.train_batch_size}) is the batch over all {world_size} processes and must "
@@ -351,7 +355,6 @@ def run_pipeline(
     validation_evaluator = build_ir_evaluator(validation_inputs, name="validation", batch_size=config.eval_batch_size)
 
     # 3. Base model and its baseline
-    hardware = detect_hardware()
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     if main:
         base_model = load_base_model(config.base_model, device=hardware.device)

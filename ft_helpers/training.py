@@ -59,28 +59,47 @@ class HardwareSettings:
         return asdict(self)
 
 
-def detect_hardware() -> HardwareSettings:
+#: Precisions :func:`detect_hardware` can be asked for; ``None`` picks one for the machine.
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+
+def detect_hardware(precision: str | None = None) -> HardwareSettings:
     """Pick device, mixed precision and optimizer for this machine.
 
     * CUDA with native bf16 (Ampere or newer: A100, L4, H100): bf16, fused AdamW.
     * Older CUDA (T4, V100): fp16, fused AdamW. bf16 would be emulated, slowly.
     * Apple MPS or CPU: fp32 (fp16 is ignored on CPU and bf16 raises), plain AdamW, no pinned memory.
 
+    Args:
+        precision: ``None`` for the choice above; ``"fp16"`` or ``"fp32"`` to override it on a CUDA GPU (e.g.
+            to time on an H100 the fp16 path a T4 takes), ``"bf16"`` only where the GPU has it natively.
+
     Returns:
         A :class:`HardwareSettings`.
+
+    Raises:
+        ValueError: ``precision`` is unknown, or this machine cannot train in it.
     """
     import torch
 
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {', '.join(PRECISIONS)} or None (pick for this machine), got {precision!r}."
+        )
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return HardwareSettings("cuda", name, "bf16", False, True, True, "adamw_torch_fused")
-        return HardwareSettings("cuda", name, "fp16", True, False, True, "adamw_torch_fused")
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        if precision == "bf16" and not native_bf16:
+            raise ValueError(f"{name} has no native bf16: use precision 'fp16' (or leave it to be picked).")
+        chosen = precision or ("bf16" if native_bf16 else "fp16")
+        return HardwareSettings("cuda", name, chosen, chosen == "fp16", chosen == "bf16", True, "adamw_torch_fused")
     if torch.backends.mps.is_available():
-        return HardwareSettings("mps", "Apple MPS", "fp32", False, False, False, "adamw_torch")
-    return HardwareSettings(
-        "cpu", platform.processor() or platform.machine() or "CPU", "fp32", False, False, False, "adamw_torch"
-    )
+        device, name = "mps", "Apple MPS"
+    else:
+        device, name = "cpu", platform.processor() or platform.machine() or "CPU"
+    if precision in ("bf16", "fp16"):
+        raise ValueError(f"{precision} training needs a CUDA GPU; on {device} use 'fp32' (or leave it to be picked).")
+    return HardwareSettings(device, name, "fp32", False, False, False, "adamw_torch")
 
 
 def collect_environment() -> dict[str, str]:

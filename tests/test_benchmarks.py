@@ -309,6 +309,9 @@ def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: P
     assert "skipping seeds with a record already: bench_seed43" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         run_full.main([*common, "--seeds", "2", "--from-results", "r.json"])
+    with pytest.raises(SystemExit):
+        run_full.main([*common, "--precision", "fp16", "--from-results", "r.json"])
+    assert "not with --from-results" in capsys.readouterr().err
 
 
 def test_run_full_variant_options_change_the_recipe_and_only_those(tmp_path: Path):

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
+import torch
 from conftest import FIXTURE_DATA, ROOT
 
 from ft_helpers import RunConfig
@@ -20,7 +21,7 @@ from ft_helpers.config import PARAMETER_HELP
 
 def run_options(argv: list[str]) -> dict:
     options = vars(build_parser().parse_args(["run", *argv]))
-    for name in ("command", "debug", "overwrite", "resume", "keep_checkpoints", "push_to_hub"):
+    for name in ("command", "debug", "overwrite", "resume", "keep_checkpoints", "push_to_hub", "precision"):
         options.pop(name)
     return options
 
@@ -78,6 +79,7 @@ def test_help_explains_options_formats_splits_and_outputs(capsys):
             "error: argument --epochs: invalid int value: 'two' (see python -m ft_helpers run --help)",
         ),
         (["run", "--split", "random"], "error: argument --split: invalid choice: 'random'"),
+        (["run", "--precision", "fp8"], "error: argument --precision: invalid choice: 'fp8'"),
         (["run", "--overwrite", "--resume"], "error: argument --resume: not allowed with argument --overwrite"),
         (["evaluate"], "error: the following arguments are required: --model"),
         (["train"], "error: argument {run,evaluate}: invalid choice: 'train'"),
@@ -137,6 +139,17 @@ def test_bad_input_is_one_line_with_the_option_and_status_2(
     assert main(run_args(tmp_path, tiny_model_dir, *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_half_precision_on_cpu_is_refused_before_any_work(
+    tmp_path: Path, tiny_model_dir: str, no_model_loading: None, capsys
+):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert main(run_args(tmp_path, tiny_model_dir, "--precision", "bf16")) == 2
+    err = capsys.readouterr().err
+    assert "error: bf16 training needs a CUDA GPU; on " in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 

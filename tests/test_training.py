@@ -134,6 +134,44 @@ def test_detect_hardware_mps(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_detect_hardware_refuses_half_precision_without_cuda(monkeypatch, precision):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=f"^{precision} training needs a CUDA GPU; on cpu use 'fp32'"):
+        detect_hardware(precision)
+    _check_cpu_settings(detect_hardware("fp32"))
+
+
+def test_detect_hardware_refuses_an_unknown_precision():
+    with pytest.raises(ValueError, match=r"precision must be one of bf16, fp16, fp32 or None .*got 'fp8'"):
+        detect_hardware("fp8")
+
+
+def test_detect_hardware_t4_refuses_bf16_and_can_train_fp32(monkeypatch):
+    _fake_cuda(monkeypatch, "Tesla T4", native_bf16=False)
+    with pytest.raises(ValueError, match=r"^Tesla T4 has no native bf16: use precision 'fp16'"):
+        detect_hardware("bf16")
+    settings = detect_hardware("fp32")
+    assert (settings.device, settings.precision, settings.fp16, settings.bf16) == ("cuda", "fp32", False, False)
+    assert detect_hardware("fp16") == detect_hardware()
+
+
+def test_detect_hardware_h100_can_take_the_t4_fp16_path(monkeypatch):
+    _fake_cuda(monkeypatch, "NVIDIA H100 80GB HBM3", native_bf16=True)
+    assert detect_hardware("fp16") == HardwareSettings(
+        device="cuda",
+        device_name="NVIDIA H100 80GB HBM3",
+        precision="fp16",
+        fp16=True,
+        bf16=False,
+        pin_memory=True,
+        optim="adamw_torch_fused",
+    )
+    assert detect_hardware("bf16") == detect_hardware()
+    assert detect_hardware().precision == "bf16"
+
+
 # --------------------------------------------------------------------------------------------------
 # check_batch_size
 # --------------------------------------------------------------------------------------------------
