@@ -36,6 +36,7 @@ from typing import Any
 
 from ft_helpers import (
     HEADLINE_METRICS,
+    LOSSES,
     PRECISIONS,
     RECIPES,
     Recipe,
@@ -222,9 +223,9 @@ def variant_of(args: argparse.Namespace, config: RunConfig) -> Recipe | None:
     if not changes:
         return None
     recipe = dataclasses.replace(config.training_recipe(), **changes)
-    if recipe.loss == "CachedMultipleNegativesRankingLoss" and not recipe.mini_batch_size:
+    if recipe.loss.startswith("Cached") and not recipe.mini_batch_size:
         recipe = dataclasses.replace(recipe, mini_batch_size=32)
-    if recipe.loss != "CachedMultipleNegativesRankingLoss":
+    if not recipe.loss.startswith("Cached"):
         recipe = dataclasses.replace(recipe, mini_batch_size=None)
     return recipe
 
@@ -301,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         help="default: the machine's (bf16 on recent GPUs, fp16 on a T4, fp32 on CPU); fp16 on an H100 for a T4's path",
     )
     variants = parser.add_argument_group("recipe variants (recorded in the record's run.recipe)")
-    variants.add_argument(
-        "--loss", choices=["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss"], default=None
-    )
+    variants.add_argument("--loss", choices=LOSSES, default=None)
     variants.add_argument("--mini-batch-size", type=int, default=None, help="pairs embedded at a time (cached loss)")
     variants.add_argument(
         "--directions",

@@ -41,6 +41,7 @@ from .split import (
 )
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
+    LOSSES,
     PRECISIONS,
     HardwareSettings,
     add_hard_negatives,
@@ -60,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HEADLINE_METRICS",
+    "LOSSES",
     "PER_QUERY_METRICS",
     "PRECISIONS",
     "RECIPES",

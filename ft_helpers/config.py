@@ -19,12 +19,13 @@ class Recipe:
 
     Attributes:
         name: Its key in :data:`RECIPES`.
-        loss: ``"MultipleNegativesRankingLoss"`` or ``"CachedMultipleNegativesRankingLoss"``.
+        loss: One of :data:`~ft_helpers.training.LOSSES`, e.g. ``"MultipleNegativesRankingLoss"`` or
+            ``"CachedMultipleNegativesRankingLoss"``.
         epochs: Training epochs (the best one on validation is kept).
         train_batch_size: Question/passage pairs per batch: each question meets ``train_batch_size - 1`` negatives.
         learning_rate: Peak learning rate (10% warm-up, cosine decay).
         max_train_samples: Train on a seeded subset of this many rows (None: all).
-        mini_batch_size: Pairs embedded at a time by the cached loss (None with the plain loss); memory follows
+        mini_batch_size: Pairs embedded at a time by a cached loss (None with a plain one); memory follows
             this, not the batch size.
         matryoshka_dims: Train with ``MatryoshkaLoss`` at these embedding sizes, largest first (None: off), so
             the first 256, 128 or 64 numbers of an embedding work as a smaller embedding.

@@ -59,6 +59,16 @@ class HardwareSettings:
         return asdict(self)
 
 
+#: The losses a recipe can name: MNRL ranks each question against the batch's passages (and the recipe's other
+#: directions, in one softmax); the symmetric form adds passage -> question as a second softmax and averages the
+#: two. The cached forms (GradCache) give the same gradients in mini-batches, so large batches fit in memory.
+LOSSES = (
+    "MultipleNegativesRankingLoss",
+    "CachedMultipleNegativesRankingLoss",
+    "MultipleNegativesSymmetricRankingLoss",
+    "CachedMultipleNegativesSymmetricRankingLoss",
+)
+
 #: Precisions :func:`detect_hardware` can be asked for; ``None`` picks one for the machine.
 PRECISIONS = ("bf16", "fp16", "fp32")
 
@@ -316,30 +326,32 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
         gather_across_devices: With several processes, also use the other processes' passages as negatives.
 
     Returns:
-        ``MultipleNegativesRankingLoss``, or its cached form with ``mini_batch_size``; wrapped in
+        The recipe's loss (one of :data:`LOSSES`; a cached one embeds ``mini_batch_size`` pairs at a time); wrapped in
         ``MatryoshkaLoss`` when the recipe has ``matryoshka_dims``, at the model's full size and the recipe's
         smaller sizes (:func:`pick_embedding_sizes`), so a model of another size trains its own full size too.
 
     Raises:
-        ValueError: The recipe names another loss.
+        ValueError: The recipe names another loss, or directions for a symmetric one.
     """
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
-    )
+    from sentence_transformers.sentence_transformer import losses
 
-    common = {"gather_across_devices": gather_across_devices, "directions": tuple(recipe.directions)}
-    if recipe.loss == "CachedMultipleNegativesRankingLoss":
-        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=recipe.mini_batch_size or 32, **common)
-    elif recipe.loss == "MultipleNegativesRankingLoss":
-        loss = MultipleNegativesRankingLoss(model, **common)
+    if recipe.loss not in LOSSES:
+        raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}; choose one of {', '.join(LOSSES)}.")
+    options: dict[str, Any] = {"gather_across_devices": gather_across_devices}
+    if "Symmetric" in recipe.loss:
+        if tuple(recipe.directions) != ("query_to_doc",):
+            raise ValueError(
+                f"Recipe {recipe.name!r}: {recipe.loss} ranks both ways already; leave directions at query_to_doc."
+            )
     else:
-        raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}.")
+        options["directions"] = tuple(recipe.directions)
+    if recipe.loss.startswith("Cached"):
+        options["mini_batch_size"] = recipe.mini_batch_size or 32
+    loss = getattr(losses, recipe.loss)(model, **options)
     if not recipe.matryoshka_dims:
         return loss
     sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
-    return MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
+    return losses.MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
 
 
 def add_hard_negatives(

@@ -455,8 +455,38 @@ def test_build_loss_follows_the_recipe(tiny_model):
     improved = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], matryoshka_dims=(16, 8)))
     assert isinstance(improved, MatryoshkaLoss) and list(improved.matryoshka_dims) == [32, 16, 8]
     assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
-    with pytest.raises(ValueError, match="unknown loss 'TripletLoss'"):
+    with pytest.raises(ValueError, match="unknown loss 'TripletLoss'; choose one of MultipleNegativesRankingLoss, "):
         build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
+
+
+def test_build_loss_symmetric_forms(tiny_model):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesSymmetricRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesSymmetricRankingLoss,
+    )
+
+    from ft_helpers import RECIPES
+
+    cached = build_loss(
+        tiny_model,
+        dataclasses.replace(RECIPES["improved"], loss="CachedMultipleNegativesSymmetricRankingLoss", mini_batch_size=4),
+    )
+    assert isinstance(cached, MatryoshkaLoss) and type(cached.loss) is CachedMultipleNegativesSymmetricRankingLoss
+    assert cached.loss.mini_batch_size == 4
+    plain = build_loss(
+        tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
+    )
+    assert type(plain) is MultipleNegativesSymmetricRankingLoss and plain.model is tiny_model
+    with pytest.raises(ValueError, match="ranks both ways already; leave directions at query_to_doc"):
+        build_loss(
+            tiny_model,
+            dataclasses.replace(
+                RECIPES["reference"],
+                loss="MultipleNegativesSymmetricRankingLoss",
+                directions=("query_to_doc", "doc_to_query"),
+            ),
+        )
 
 
 def test_recipe_round_trips_through_its_dict():
