@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import FIXTURE_DATA, ROOT
 
 from ft_helpers import HEADLINE_METRICS, RunConfig
 
@@ -348,3 +350,62 @@ def test_run_full_variant_options_change_the_recipe_and_only_those(tmp_path: Pat
     symmetric_cached = variant("--loss", "CachedMultipleNegativesSymmetricRankingLoss")
     assert symmetric_cached.mini_batch_size == 32 and symmetric_cached.directions == ("query_to_doc",)
     assert symmetric_cached.train_batch_size == 256 and symmetric_cached.matryoshka_dims == (384, 256, 128, 64)
+
+
+def run_recipes_script(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run benchmarks/run_recipes.sh with ``echo`` as its Python: it prints the run_full.py commands it would run."""
+    return subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "run_recipes.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": "echo", **env},
+        check=False,
+    )
+
+
+def test_run_recipes_runs_the_reference_recipe_first_then_improved_seeds_then_grouped(tmp_path: Path):
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "h100_bf16")
+    assert done.returncode == 0, done.stderr
+    commands = [line.split() for line in done.stdout.splitlines() if line.startswith("benchmarks/run_full.py")]
+    summary = [(c[c.index("--split") + 1], c[c.index("--recipe") + 1], c[c.index("--seeds") + 1]) for c in commands]
+    assert summary == [
+        ("reference", "reference", "1"),
+        ("reference", "improved", "3"),
+        ("grouped", "improved", "1"),
+        ("grouped", "reference", "1"),
+    ]
+    assert commands[1][commands[1].index("--name") + 1] == "reference_h100_bf16_improved"
+    assert all("--precision" not in c for c in commands), "the machine's precision unless PRECISION is set"
+
+
+def test_run_recipes_variants_change_one_setting_each_and_pass_the_precision(tmp_path: Path):
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "h100_fp16", "variants", PRECISION="fp16")
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if line.startswith("benchmarks/run_full.py")]
+    assert len(commands) == len(VARIANT_ENDINGS)
+    for command, ending in zip(commands, VARIANT_ENDINGS, strict=True):
+        assert "--split reference --recipe improved --seeds 1" in command
+        assert command.endswith(f"--precision fp16 {ending}")
+
+
+VARIANT_ENDINGS = (
+    "--train-batch-size 128",
+    "--train-batch-size 512",
+    "--train-batch-size 1024",
+    "--learning-rate 5e-5",
+    "--learning-rate 2e-4",
+    "--epochs 6",
+    "--directions query_to_doc,doc_to_query",
+    "--directions query_to_doc,doc_to_query,query_to_query,doc_to_doc",
+    "--loss CachedMultipleNegativesSymmetricRankingLoss",
+    "--hard-negatives 1",
+    "--no-matryoshka",
+    "--loss MultipleNegativesRankingLoss",
+)
+
+
+def test_run_recipes_checks_every_stage_before_running_any(tmp_path: Path):
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "recipes", "sweep")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "unknown stage 'sweep': use recipes, variants or seeds\n"
+    assert run_recipes_script(str(FIXTURE_DATA)).returncode == 2

@@ -96,6 +96,25 @@ def test_pipeline_trains_the_improved_recipe_with_the_cached_matryoshka_loss(tmp
     assert "MatryoshkaLoss (384, 256, 128, 64 dimensions) over CachedMultipleNegativesRankingLoss" in card
 
 
+def test_pipeline_trains_the_symmetric_cached_loss_under_matryoshka(tmp_path: Path, tiny_model_dir: str):
+    import dataclasses
+
+    from ft_helpers import RECIPES
+
+    variant = dataclasses.replace(
+        RECIPES["improved"],
+        loss="CachedMultipleNegativesSymmetricRankingLoss",
+        epochs=1,
+        train_batch_size=8,
+        mini_batch_size=4,
+    )
+    results = run_pipeline(fixture_config(tmp_path, tiny_model_dir), log=lambda message: None, recipe=variant)
+    assert results["run"]["recipe"] == variant.as_dict()
+    assert results["run"]["training_steps"] == -(-results["run"]["training_rows"] // 8)
+    card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "over CachedMultipleNegativesSymmetricRankingLoss" in card
+
+
 def test_pipeline_trains_a_benchmark_variant_with_hard_negatives_and_records_it(tmp_path: Path):
     import dataclasses
 
