@@ -58,9 +58,9 @@ def hardware_of(record: dict[str, Any]) -> str:
     return f"{name}, {hardware['precision']}"
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: list[float | None], digits: int = 1) -> float | None:
     values = [value for value in values if value is not None]
-    return round(statistics.fmean(values), 1) if values else None
+    return round(statistics.fmean(values), digits) if values else None
 
 
 def _per_query_mean(runs: list[dict[str, Any]]) -> dict[str, float] | None:
@@ -79,10 +79,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Returns:
         Rows with ``recipe``, ``split``, ``corpus``, ``n_seeds``, ``test_ndcg@10_mean``, ``test_ndcg@10_sd``
-        (None for one seed), ``training_seconds_mean`` (None where only resumed runs were timed), ``hardware``,
-        plus ``text_key``, ``run_seconds_mean`` (the notebook's or the pipeline's whole run), ``vs_reference``
-        (``delta``, ``ci_low``, ``ci_high``, ``reference_records``; None without per-query scores on both
-        sides) and ``records``.
+        (None for one seed), ``best_validation_ndcg@10_mean`` (the validation score the kept checkpoint was
+        chosen by, the one score to choose recipes on), ``training_seconds_mean`` (None where only resumed runs
+        were timed), ``hardware``, plus ``text_key``, ``run_seconds_mean`` (the notebook's or the pipeline's
+        whole run), ``vs_reference`` (``delta``, ``ci_low``, ``ci_high``, ``reference_records``; None without
+        per-query scores on both sides) and ``records``.
     """
     groups: dict[tuple, dict[int, dict[str, Any]]] = {}
     for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
@@ -104,6 +105,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             per_query = scores.get("per_query")
             groups.setdefault(key, {})[seed] = {
                 "ndcg": scores["finetuned"]["test_cosine_ndcg@10"],
+                "validation": record["run"].get("best_checkpoint_metric"),
                 # a resumed run's times cover only the part after its checkpoint: not comparable
                 "training": None if record["run"]["resumed_from"] else record["run"]["training_seconds"],
                 "run": None if record["run"]["resumed_from"] else wall["notebook"] or wall["pipeline"],
@@ -122,6 +124,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "n_seeds": len(runs),
                 "test_ndcg@10_mean": round(statistics.fmean(scores), 4),
                 "test_ndcg@10_sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
+                "best_validation_ndcg@10_mean": _mean([run["validation"] for run in runs], digits=4),
                 "training_seconds_mean": _mean([run["training"] for run in runs]),
                 "hardware": hardware,
                 "text_key": text_key,
@@ -174,9 +177,9 @@ def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> d
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render the summary rows as a markdown table."""
     lines = [
-        "| recipe | split | text key | corpus | hardware | seeds | test NDCG@10 (mean +- sd) | vs reference recipe "
-        "(paired 95% CI) | training s | whole run s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| recipe | split | text key | corpus | hardware | seeds | best validation NDCG@10 | test NDCG@10 (mean +- sd) "
+        "| vs reference recipe (paired 95% CI) | training s | whole run s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def seconds(value: float | None) -> str:
@@ -186,9 +189,11 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         sd = "" if row["test_ndcg@10_sd"] is None else f" +- {row['test_ndcg@10_sd']:.4f}"
         versus = row["vs_reference"]
         paired = "" if versus is None else f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
+        validation = row["best_validation_ndcg@10_mean"]
+        validation = "n/a" if validation is None else f"{validation:.4f}"
         lines.append(
             f"| {row['recipe']} | {row['split']} | {row['text_key']} | {row['corpus']} | {row['hardware']} | "
-            f"{row['n_seeds']} | {row['test_ndcg@10_mean']:.4f}{sd} | {paired} | "
+            f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f}{sd} | {paired} | "
             f"{seconds(row['training_seconds_mean'])} | {seconds(row['run_seconds_mean'])} |"
         )
     return "\n".join(lines)

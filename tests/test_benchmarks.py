@@ -250,6 +250,7 @@ def fake_record(
             "hardware": {"device": "cuda", "device_name": "GPU", "precision": "bf16"},
             "training_seconds": seconds,
             "resumed_from": None,
+            "best_checkpoint_metric": ndcg - 0.01,
         },
     }
 
@@ -267,6 +268,7 @@ def test_summarize_takes_mean_and_sd_over_seeds_and_names_recipes():
     assert reference["n_seeds"] == 2 and reference["records"] == ["a", "c"]
     assert reference["test_ndcg@10_mean"] == 0.85 and reference["test_ndcg@10_sd"] == pytest.approx(0.0141, abs=1e-4)
     assert reference["training_seconds_mean"] == 115.0 and reference["run_seconds_mean"] == 165.0
+    assert reference["best_validation_ndcg@10_mean"] == 0.84, "chosen on validation: its mean is kept beside test"
     assert rows[1]["test_ndcg@10_sd"] is None and rows[1]["corpus"] == "dedup" and rows[1]["hardware"] == "GPU, bf16"
     assert all(row["vs_reference"] is None for row in rows), "no per-query scores kept: no paired interval"
 
