@@ -1,4 +1,4 @@
-"""Summarise the benchmark records: ``benchmarks/results/summary.json`` and a markdown table on standard output.
+"""Summarise the benchmark records: ``benchmarks/results/summary.json`` and the same as a table in ``summary.md``.
 
 One summary row per recipe, split, text key, corpus mode and hardware; the mean and standard deviation of the
 test NDCG@10 run over the training seeds recorded for it (one record per seed: repeated runs of one seed, which
@@ -6,8 +6,8 @@ have given identical scores on one machine, count once), the mean wall time of t
 and, where the records keep per-query scores, a paired 95% bootstrap interval of the difference from the
 reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first).
 
-    python benchmarks/summarize.py            # writes summary.json, prints the table
-    python benchmarks/summarize.py --check    # exits 1 if summary.json is not what the records give
+    python benchmarks/summarize.py            # writes summary.json and summary.md, prints the table
+    python benchmarks/summarize.py --check    # exits 1 if either is not what the records give
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ from ft_helpers.stats import paired_bootstrap_ci
 
 RESULTS_DIR = Path(__file__).parent / "results"
 SUMMARY = RESULTS_DIR / "summary.json"
+SUMMARY_MARKDOWN = RESULTS_DIR / "summary.md"
+#: The first lines of summary.md, above the table.
+MARKDOWN_HEADER = (
+    "# Benchmark summary\n\n"
+    "Written by `python benchmarks/summarize.py` from the records in this folder; do not edit. One row per recipe,\n"
+    "split, text key, corpus and hardware: test NDCG@10 as mean +- sd over training seeds, the best validation\n"
+    "NDCG@10 (what recipes are chosen on), a paired 95% bootstrap interval against the reference recipe on the same\n"
+    "split and corpus, and wall times in seconds.\n\n"
+)
 CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
 #: Resamples (and seed) of the paired bootstrap against the reference recipe.
 BOOTSTRAP_RESAMPLES = 10_000
@@ -208,14 +217,20 @@ def main(argv: list[str] | None = None) -> int:
         json.loads(path.read_text(encoding="utf-8")) for path in sorted(RESULTS_DIR.glob("*.json")) if path != SUMMARY
     ]
     rows = summarize(records)
-    text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    table = to_markdown(rows)
+    texts = {
+        SUMMARY: json.dumps(rows, indent=2, ensure_ascii=False) + "\n",
+        SUMMARY_MARKDOWN: MARKDOWN_HEADER + table + "\n",
+    }
     if args.check:
-        if not SUMMARY.is_file() or SUMMARY.read_text(encoding="utf-8") != text:
-            print(f"{SUMMARY} is out of date: run python benchmarks/summarize.py", file=sys.stderr)
+        stale = [path.name for path, text in texts.items() if not path.is_file() or path.read_text("utf-8") != text]
+        if stale:
+            print(f"{' and '.join(stale)} out of date: run python benchmarks/summarize.py", file=sys.stderr)
             return 1
         return 0
-    SUMMARY.write_text(text, encoding="utf-8")
-    print(to_markdown(rows))
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
+    print(table)
     return 0
 
 

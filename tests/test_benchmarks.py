@@ -223,7 +223,7 @@ def test_run_notebook_refuses_save_with_other_parameters_and_a_used_folder(tmp_p
 # summarize.py: summary.json is what the records give
 # --------------------------------------------------------------------------------------------------
 def test_summary_json_is_up_to_date():
-    assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py and commit summary.json"
+    assert summarize.main(["--check"]) == 0, "run python benchmarks/summarize.py and commit summary.json and summary.md"
 
 
 def fake_record(
