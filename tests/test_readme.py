@@ -10,7 +10,9 @@ from conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 RESULTS = ROOT / "benchmarks" / "results"
-SOURCED_ROWS = [line for line in README.splitlines() if line.startswith("|") and "benchmarks/results/" in line]
+TABLE_ROWS = [line for line in README.splitlines() if line.startswith("|")]
+SOURCED_ROWS = [line for line in TABLE_ROWS if "benchmarks/results/" in line and "results/misses/" not in line]
+MISSES_ROWS = [line for line in TABLE_ROWS if "benchmarks/results/misses/" in line]
 PAIR = re.compile(r"(\d\.\d{4}) -> (\d\.\d{4})(?: \(([+-]\d\.\d{3})(?:, \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\])?\))?")
 
 
@@ -44,6 +46,20 @@ def test_every_score_in_a_sourced_row_is_in_its_record(row: str):
             and (low is None or (f"{r['ci_low']:+.3f}", f"{r['ci_high']:+.3f}") == (low, high))
         ]
         assert found, f"{match.group()} is not in the record cited by: {row[:80]}"
+
+
+def test_the_misses_table_shows_its_records_counts():
+    assert len(MISSES_ROWS) >= 4
+    keys = ("ndcg@10", "missed_at_1", "first_from_same_group", "first_from_other_group", "first_is_near_copy")
+    keys += ("not_in_top_10", "ndcg@10_near_copies_as_hits")
+    for row in MISSES_ROWS:
+        (name,) = re.findall(r"benchmarks/results/misses/([\w.-]+)\.json", row)
+        record = json.loads((RESULTS / "misses" / f"{name}.json").read_text(encoding="utf-8"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        counts = record[{"base": "baseline", "fine-tuned": "finetuned"}[cells[1]]]
+        expected = [f"{counts[key]:.4f}" if "ndcg" in key else str(counts[key]) for key in keys]
+        expected[1] += f" of {counts['queries']}"
+        assert cells[2:] == expected, row[:80]
 
 
 def test_the_notebook_run_is_described_by_its_record():
