@@ -109,6 +109,11 @@ def describe_misses(
     }
 
 
+def per_query_path(run_dir: Path, model: str) -> Path:
+    """Return where a run keeps one model's per-query scores."""
+    return run_dir / "eval" / model / "per_query.csv"
+
+
 def read_per_query(path: Path) -> pd.DataFrame:
     """Read a run's ``per_query.csv`` with its ``top_ids`` as lists."""
     frame = pd.read_csv(path, index_col=0)
@@ -138,7 +143,7 @@ def analyze_run(run_dir: Path, dataset: str, group_column: str) -> dict[str, Any
     doc_groups = group_documents(pairs, pairs[group_column], test_inputs)
     described = {}
     for model in MODELS:
-        per_query = read_per_query(run_dir / "eval" / model / "per_query.csv")
+        per_query = read_per_query(per_query_path(run_dir, model))
         unknown = per_query.index.difference(list(test_inputs.queries))
         if len(unknown):
             raise QADataError(
@@ -192,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     out = MISSES_DIR / f"{args.name}.json"
     if out.exists():
         parser.error(f"{out} exists: choose another --name (records are kept)")
-    missing = [str(p) for p in (run_dir / "results.json", *(run_dir / "eval" / m / "per_query.csv" for m in MODELS))]
-    missing = [p for p in missing if not Path(p).is_file()]
+    needed = (run_dir / "results.json", *(per_query_path(run_dir, model) for model in MODELS))
+    missing = [path for path in needed if not path.is_file()]
     if missing:
         parser.error(f"{run_dir} is not a finished run's folder: {missing[0]} is missing.")
     try:
