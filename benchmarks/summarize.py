@@ -39,18 +39,22 @@ CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
 BOOTSTRAP_RESAMPLES = 10_000
 
 
-def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None) -> str:
+def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None, loss: str | None = None) -> str:
     """Name a record's recipe: ``"reference"``, ``"improved"``, or the named one and what differs from it.
 
     Args:
         parameters: The record's ``run.parameters``.
         recipe: The record's ``run.recipe`` (the settings trained with), where it has one.
+        loss: The record's ``run.loss`` (the loss classes), where it has one: a cached loss on length-sorted
+            batches computes the same loss faster, so its times are kept apart from the earlier runs'.
     """
     name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
     named = RECIPES[name].as_dict()
     if recipe is None:
         recipe = named | {key: parameters[key] for key in RECIPE_SETTINGS}
     changed = {key: value for key, value in recipe.items() if key != "name" and value != named.get(key)}
+    if loss and "Sorted" in loss:
+        name += ", length-sorted batches"
     if not changed:
         return name
 
@@ -104,7 +108,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if scores is None:
                 continue
             key = (
-                recipe_of(parameters, record["run"].get("recipe")),
+                recipe_of(parameters, record["run"].get("recipe"), record["run"].get("loss")),
                 parameters["split"],
                 parameters["seed"],
                 record["benchmark"]["text_key"],

@@ -1,8 +1,9 @@
 """Helpers for fine-tuning a sentence-transformers embedding model for RAG retrieval.
 
 Layers, lowest first (a module only imports the ones above it in this list):
-``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``training`` -> ``report`` -> ``config``, ``pipeline``
-(``cli`` is only for ``python -m ft_helpers``).
+``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``losses``, ``training`` -> ``report`` -> ``config``,
+``pipeline`` (``cli`` is only for ``python -m ft_helpers``). ``losses`` imports sentence-transformers when it is
+imported, so it is not imported here: ``training.build_loss`` imports it when a recipe needs it.
 """
 
 from .config import RECIPES, Recipe, RunConfig
@@ -54,6 +55,7 @@ from .training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    name_loss,
     pick_embedding_sizes,
 )
 
@@ -94,6 +96,7 @@ __all__ = [
     "headline_metrics",
     "load_base_model",
     "load_qa_pairs",
+    "name_loss",
     "normalize_text",
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",

@@ -51,6 +51,7 @@ from .training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    name_loss,
     pick_embedding_sizes,
 )
 
@@ -104,6 +105,7 @@ def collect_results(
     run = {
         "parameters": config.resolved().as_dict(),
         "recipe": (recipe or config.training_recipe()).as_dict(),
+        "loss": name_loss(trainer.loss),
         "packages": collect_environment(),
         "hardware": hardware.as_dict() | {"world_size": world_size},
         "training_rows": len(trainer.train_dataset),

@@ -326,7 +326,8 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
         gather_across_devices: With several processes, also use the other processes' passages as negatives.
 
     Returns:
-        The recipe's loss (one of :data:`LOSSES`; a cached one embeds ``mini_batch_size`` pairs at a time); wrapped in
+        The recipe's loss (one of :data:`LOSSES`; a cached one embeds ``mini_batch_size`` pairs at a time, the
+        batch sorted by length first: :mod:`ft_helpers.losses`); wrapped in
         ``MatryoshkaLoss`` when the recipe has ``matryoshka_dims``, at the model's full size and the recipe's
         smaller sizes (:func:`pick_embedding_sizes`), so a model of another size trains its own full size too.
 
@@ -346,12 +347,33 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
     else:
         options["directions"] = tuple(recipe.directions)
     if recipe.loss.startswith("Cached"):
+        from . import losses as sorted_losses
+
         options["mini_batch_size"] = recipe.mini_batch_size or 32
-    loss = getattr(losses, recipe.loss)(model, **options)
+        # the same loss, each batch sorted by length first so its mini-batches carry little padding
+        loss = getattr(sorted_losses, f"Sorted{recipe.loss}")(model, **options)
+    else:
+        loss = getattr(losses, recipe.loss)(model, **options)
     if not recipe.matryoshka_dims:
         return loss
     sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
     return losses.MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
+
+
+def name_loss(loss: nn.Module) -> str:
+    """Name a loss by its class, and a ``MatryoshkaLoss`` by the loss it wraps too, for ``results.json``.
+
+    Args:
+        loss: A loss from :func:`build_loss` (or any sentence-transformers loss).
+
+    Returns:
+        E.g. ``"MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"``.
+    """
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
+
+    if isinstance(loss, MatryoshkaLoss):
+        return f"{type(loss).__name__}({name_loss(loss.loss)})"
+    return type(loss).__name__
 
 
 def add_hard_negatives(

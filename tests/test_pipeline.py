@@ -69,6 +69,7 @@ def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_di
     assert (tmp_path / "run" / "model" / "modules.json").is_file()
     assert (tmp_path / "run" / "eval" / "finetuned" / "per_query.csv").is_file()
     assert saved["run"]["resumed_from"] is None
+    assert saved["run"]["loss"] == "MultipleNegativesRankingLoss"
     # the saved model is trained: its weights moved away from the base model's
     base, tuned = (
         load_file(Path(folder) / "model.safetensors") for folder in (tiny_model_dir, tmp_path / "run" / "model")
@@ -84,6 +85,7 @@ def test_pipeline_trains_the_improved_recipe_with_the_cached_matryoshka_loss(tmp
     results = run_pipeline(config, log=lambda message: None)
     recipe = results["run"]["recipe"]
     assert recipe["loss"] == "CachedMultipleNegativesRankingLoss" and recipe["mini_batch_size"] == 32
+    assert results["run"]["loss"] == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"
     assert recipe["matryoshka_dims"] == [384, 256, 128, 64]  # the recipe's sizes; the 32-number model trains at 32
     parameters = results["run"]["parameters"]
     assert (parameters["recipe"], parameters["learning_rate"], parameters["train_batch_size"]) == ("improved", 1e-4, 16)

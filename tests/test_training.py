@@ -29,6 +29,7 @@ from ft_helpers.training import (
     count_truncated,
     detect_hardware,
     load_base_model,
+    name_loss,
     pick_embedding_sizes,
 )
 
@@ -455,6 +456,8 @@ def test_build_loss_follows_the_recipe(tiny_model):
     improved = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], matryoshka_dims=(16, 8)))
     assert isinstance(improved, MatryoshkaLoss) and list(improved.matryoshka_dims) == [32, 16, 8]
     assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
+    assert name_loss(improved) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"
+    assert name_loss(plain) == "MultipleNegativesRankingLoss"
     with pytest.raises(ValueError, match="unknown loss 'TripletLoss'; choose one of MultipleNegativesRankingLoss, "):
         build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
 
@@ -472,7 +475,8 @@ def test_build_loss_symmetric_forms(tiny_model):
         tiny_model,
         dataclasses.replace(RECIPES["improved"], loss="CachedMultipleNegativesSymmetricRankingLoss", mini_batch_size=4),
     )
-    assert isinstance(cached, MatryoshkaLoss) and type(cached.loss) is CachedMultipleNegativesSymmetricRankingLoss
+    assert isinstance(cached, MatryoshkaLoss) and isinstance(cached.loss, CachedMultipleNegativesSymmetricRankingLoss)
+    assert name_loss(cached) == "MatryoshkaLoss(SortedCachedMultipleNegativesSymmetricRankingLoss)"
     assert cached.loss.mini_batch_size == 4
     plain = build_loss(
         tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
