@@ -33,9 +33,12 @@ def sort_pairs_by_length(
         labels: The batch's labels, if any (in-batch-negative losses take none).
 
     Returns:
-        The reordered columns and labels. Flattened (unpadded) inputs are returned as they are.
+        The reordered columns and labels. Inputs without an attention mask to count tokens by (flattened inputs,
+        static-embedding models) are returned as they are.
     """
-    if not sentence_features or any("cu_seq_lens_q" in column for column in sentence_features):
+    if not sentence_features or any(
+        "cu_seq_lens_q" in column or "attention_mask" not in column for column in sentence_features
+    ):
         return sentence_features, labels
     lengths = sum(column["attention_mask"].sum(dim=1) for column in sentence_features)
     order = torch.argsort(lengths, stable=True)

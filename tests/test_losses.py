@@ -45,9 +45,11 @@ def test_sort_keeps_each_row_whole_and_puts_the_shortest_first(tiny_model):
     assert padded_tokens(sorted_columns[1], 4) < padded_tokens(columns[1], 4)
 
 
-def test_sort_leaves_flattened_inputs_and_empty_batches_alone():
+def test_sort_leaves_flattened_unmasked_and_empty_batches_alone():
     flattened = [{"input_ids": torch.arange(10), "cu_seq_lens_q": torch.tensor([0, 4, 10])}]
     assert sort_pairs_by_length(flattened) == (flattened, None)
+    static = [{"input_ids": torch.arange(10), "offsets": torch.tensor([0, 4])}]  # a static-embedding model's input
+    assert sort_pairs_by_length(static) == (static, None)
     assert sort_pairs_by_length([]) == ([], None)
 
 
