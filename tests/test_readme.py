@@ -11,8 +11,10 @@ from conftest import ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 RESULTS = ROOT / "benchmarks" / "results"
 TABLE_ROWS = [line for line in README.splitlines() if line.startswith("|")]
-SOURCED_ROWS = [line for line in TABLE_ROWS if "benchmarks/results/" in line and "results/misses/" not in line]
+SOURCED_ROWS = [line for line in TABLE_ROWS if re.search(r"benchmarks/results/[\w.-]+\.json", line)]
+SOURCED_ROWS = [line for line in SOURCED_ROWS if "results/misses/" not in line]
 MISSES_ROWS = [line for line in TABLE_ROWS if "benchmarks/results/misses/" in line]
+SUMMARY_ROWS = [line for line in TABLE_ROWS if "benchmarks/results/summary.md" in line]
 PAIR = re.compile(r"(\d\.\d{4}) -> (\d\.\d{4})(?: \(([+-]\d\.\d{3})(?:, \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\])?\))?")
 
 
@@ -46,6 +48,30 @@ def test_every_score_in_a_sourced_row_is_in_its_record(row: str):
             and (low is None or (f"{r['ci_low']:+.3f}", f"{r['ci_high']:+.3f}") == (low, high))
         ]
         assert found, f"{match.group()} is not in the record cited by: {row[:80]}"
+
+
+def test_a_row_citing_the_summary_shows_a_mean_over_seeds_from_it():
+    """A mean over seeds: the base model's score from the seeds' records, the fine-tuned mean from summary.json."""
+    assert SUMMARY_ROWS, "the published-results table cites the 3-seed mean"
+    summary = json.loads((RESULTS / "summary.json").read_text(encoding="utf-8"))
+    for row in SUMMARY_ROWS:
+        (match,) = PAIR.finditer(row)
+        before, after = match.group(1), match.group(2)
+        n_seeds = int(re.search(r"mean of (\d+) seeds", row).group(1))
+        found = [
+            entry
+            for entry in summary
+            if entry["n_seeds"] == n_seeds
+            and f"{entry['test_ndcg@10_mean']:.4f}" == after
+            and {
+                f"{comparison['baseline']:.4f}"
+                for name in entry["records"]
+                for comparison in comparisons(json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8")))
+                if comparison["metric"] == "ndcg@10"
+            }
+            & {before}
+        ]
+        assert found, f"{match.group()} is no {n_seeds}-seed mean in summary.json: {row[:80]}"
 
 
 def test_the_misses_table_shows_its_records_counts():
