@@ -3,7 +3,8 @@
 A cached loss (GradCache) cuts the batch into mini-batches and pads each one only to its own longest text. In a
 random batch nearly every mini-batch holds one long passage, so nearly every one is padded to that length. Sorting
 the batch's pairs by length first puts the long passages together: the same loss and gradients (the pairs, and so
-each question's negatives, do not change), with far fewer padding tokens to embed.
+each question's negatives, do not change; in training only which dropout mask each text draws), with far fewer
+padding tokens to embed.
 """
 
 from __future__ import annotations
