@@ -354,7 +354,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping seeds with a record already: {', '.join(done)}")
         runs = [(name, seed) for name, seed in runs if name not in done]
     for name, seed in runs:
-        path = benchmark_one(args, name, seed, list(args.note))
+        try:
+            path = benchmark_one(args, name, seed, list(args.note))
+        except (ValueError, OSError) as err:  # what the pipeline checks (QADataError is a ValueError)
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
         print(json.dumps({"written": str(path)}))
     return 0
 

@@ -55,6 +55,21 @@ from .training import (
     pick_embedding_sizes,
 )
 
+#: The validation score that picks the checkpoint (``metric_for_best_model``), as the trainer logs it.
+VALIDATION_METRIC = "eval_validation_cosine_ndcg@10"
+
+
+def read_validation_curve(log_history: list[dict[str, Any]]) -> list[list[float]]:
+    """List each validation of a run as ``[epoch, NDCG@10]``, in the order they were logged.
+
+    Args:
+        log_history: The trainer's log history (``trainer.state.log_history``).
+
+    Returns:
+        One ``[epoch, score]`` pair per evaluation; empty if training never evaluated.
+    """
+    return [[entry["epoch"], entry[VALIDATION_METRIC]] for entry in log_history if VALIDATION_METRIC in entry]
+
 
 def collect_results(
     config: RunConfig,
@@ -112,6 +127,7 @@ def collect_results(
         "training_steps": trainer.state.global_step,
         "training_seconds": round(training_seconds, 1),
         "best_checkpoint_metric": trainer.state.best_metric,
+        "validation_by_epoch": read_validation_curve(trainer.state.log_history),
         "model_dir": str(model_dir),
         "resumed_from": resumed_from,
     }
@@ -390,7 +406,7 @@ def run_pipeline(
         save_strategy="epoch",
         save_total_limit=1,
         load_best_model_at_end=True,
-        metric_for_best_model="eval_validation_cosine_ndcg@10",
+        metric_for_best_model=VALIDATION_METRIC,
         greater_is_better=True,
         fp16=hardware.fp16,
         bf16=hardware.bf16,
@@ -463,7 +479,7 @@ def run_pipeline(
     finetuned.per_query.to_csv(output_dir / "eval" / "finetuned" / "per_query.csv")
     for figure in (
         plot_comparison(comparison, output_dir / "comparison.png", title="Test set, fine-tuned vs baseline"),
-        plot_training_curve(trainer.state.log_history, "eval_validation_cosine_ndcg@10", output_dir / "training.png"),
+        plot_training_curve(trainer.state.log_history, VALIDATION_METRIC, output_dir / "training.png"),
         plot_dimensions(dimensions, output_dir / "dimensions.png"),
     ):
         plt.close(figure)

@@ -13,6 +13,7 @@ import pytest
 from conftest import FIXTURE_DATA, ROOT
 
 from ft_helpers import HEADLINE_METRICS, RunConfig
+from ft_helpers.config import RECIPE_SETTINGS
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import run_full
@@ -61,18 +62,26 @@ def test_every_record_has_the_one_schema(path: Path):
         for row in mode["comparison"]:
             assert row["ci_low"] <= row["delta"] <= row["ci_high"]
             assert row["baseline"] == pytest.approx(mode["baseline"][f"test_cosine_{row['metric']}"], abs=1e-6)
-    # "loss" (the loss classes) is kept since the cached losses sort each batch by length
-    assert RUN_KEYS <= set(record["run"]) <= RUN_KEYS | {"loss"}
+    # "loss" (the loss classes) is kept since the cached losses sort each batch by length, and
+    # "validation_by_epoch" since the variants sweep
+    assert RUN_KEYS <= set(record["run"]) <= RUN_KEYS | {"loss", "validation_by_epoch"}
+    curve = record["run"].get("validation_by_epoch")
+    if curve:
+        assert max(score for _, score in curve) == pytest.approx(record["run"]["best_checkpoint_metric"])
     parameters = record["run"]["parameters"]
     assert set(parameters) == set(RunConfig().as_dict())
-    # the settings are filled in, and the recipe section says the same
-    assert record["run"]["recipe"] == RunConfig(**parameters).training_recipe().as_dict()
+    # the settings are filled in, and the recipe section says the same; a variant (run_full.py --loss,
+    # --no-matryoshka, ...) changes only the settings that are not parameters
+    recipe = RunConfig(**parameters).training_recipe().as_dict()
+    changed = {key for key, value in record["run"]["recipe"].items() if value != recipe[key]}
+    assert set(record["run"]["recipe"]) == set(recipe) and not changed & {"name", *RECIPE_SETTINGS}
     assert all(parameters[name] is not None for name in ("epochs", "train_batch_size", "learning_rate"))
     if record["dimensions"] is not None:
         for label, by_size in record["dimensions"].items():
             model = {"baseline": "baseline", "fine-tuned": "finetuned"}[label]
             full = record["corpus_modes"]["deduplicated" if parameters["deduplicate_corpus"] else "rowwise"][model]
-            assert by_size["384"]["ndcg@10"] == pytest.approx(full["test_cosine_ndcg@10"], abs=1e-6)
+            full_size = str(max(map(int, by_size)))  # the model's own size: 384 for MiniLM
+            assert by_size[full_size]["ndcg@10"] == pytest.approx(full["test_cosine_ndcg@10"], abs=1e-6)
     assert set(record["split"]) == {"strategy", "group_column", "sizes", "leakage"}
 
 
@@ -335,6 +344,19 @@ def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: P
     with pytest.raises(SystemExit):
         run_full.main([*common, "--precision", "fp16", "--from-results", "r.json"])
     assert "not with --from-results" in capsys.readouterr().err
+
+
+def test_run_full_reports_bad_input_in_one_line_and_writes_nothing(
+    tmp_path: Path, monkeypatch, capsys, tiny_model_dir: str
+):
+    monkeypatch.setattr(run_full, "RESULTS_DIR", tmp_path / "results")
+    argv = ["--split", "reference", "--dataset", str(FIXTURE_DATA), "--base-model", tiny_model_dir, "--name", "too-big"]
+    argv += ["--train-batch-size", "1024", "--output-dir", str(tmp_path / "out"), "--seeds", "1"]
+    assert run_full.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: too-big_seed42: The training split has ") and err.count("\n") == 1
+    assert "fewer than one batch of 1024" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "out").exists()
 
 
 def test_run_full_variant_options_change_the_recipe_and_only_those(tmp_path: Path):

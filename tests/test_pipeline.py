@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, fixture_config, minilm_path
 
 from ft_helpers import QADataError, RunConfig
-from ft_helpers.pipeline import run_pipeline
+from ft_helpers.pipeline import read_validation_curve, run_pipeline
 
 
 def test_run_config_from_notebook_parameters():
@@ -65,6 +65,10 @@ def test_pipeline_on_the_fixture_with_a_tiny_model(tmp_path: Path, tiny_model_di
     assert saved["evaluation"]["test"]["documents"] == 48
     assert saved["run"]["training_rows"] == sizes["train"]
     assert saved["run"]["training_steps"] == -(-sizes["train"] // 8)
+    # one validation per epoch, and the best of them is the checkpoint kept
+    curve = saved["run"]["validation_by_epoch"]
+    assert [epoch for epoch, _ in curve] == pytest.approx([1.0])
+    assert max(score for _, score in curve) == pytest.approx(saved["run"]["best_checkpoint_metric"])
     assert any(message.startswith("baseline test NDCG@10") for message in messages)
     assert (tmp_path / "run" / "model" / "modules.json").is_file()
     assert (tmp_path / "run" / "eval" / "finetuned" / "per_query.csv").is_file()
@@ -205,3 +209,15 @@ def test_run_config_defaults_and_edges_are_valid():
     RunConfig().validate()
     RunConfig(epochs=1, train_batch_size=2, max_train_samples=2, seed=0, bootstrap_resamples=100).validate()
     RunConfig(learning_rate=0.5, group_column="ticker").validate()
+
+
+def test_the_validation_curve_lists_each_evaluation_in_order():
+    history = [
+        {"loss": 1.2, "epoch": 0.5, "step": 5},
+        {"eval_validation_cosine_ndcg@10": 0.61, "eval_loss": 0.9, "epoch": 1.0, "step": 10},
+        {"loss": 0.8, "epoch": 1.5, "step": 15},
+        {"eval_validation_cosine_ndcg@10": 0.58, "epoch": 2.0, "step": 20},
+        {"train_runtime": 3.0, "epoch": 2.0, "step": 20},
+    ]
+    assert read_validation_curve(history) == [[1.0, 0.61], [2.0, 0.58]]
+    assert read_validation_curve(history[:1]) == []
