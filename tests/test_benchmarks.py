@@ -431,24 +431,46 @@ def test_run_recipes_variants_change_one_setting_each_and_pass_the_precision(tmp
         assert command.endswith(f"--precision fp16 {ending}")
 
 
-VARIANT_ENDINGS = (
-    "--train-batch-size 128",
+VARIANT_ENDINGS = (  # the most telling first: a session that runs out of time has those
+    "--no-matryoshka",
     "--train-batch-size 512",
     "--train-batch-size 1024",
-    "--learning-rate 5e-5",
-    "--learning-rate 2e-4",
-    "--epochs 6",
-    "--directions query_to_doc,doc_to_query",
-    "--directions query_to_doc,doc_to_query,query_to_query,doc_to_doc",
-    "--loss CachedMultipleNegativesSymmetricRankingLoss",
+    "--train-batch-size 128",
     "--hard-negatives 1",
-    "--no-matryoshka",
+    "--loss CachedMultipleNegativesSymmetricRankingLoss",
+    "--learning-rate 2e-4",
+    "--learning-rate 5e-5",
+    "--directions query_to_doc,doc_to_query,query_to_query,doc_to_doc",
+    "--directions query_to_doc,doc_to_query",
+    "--epochs 6",
     "--loss MultipleNegativesRankingLoss",
 )
+
+
+def test_run_recipes_runs_jobs_at_a_time_with_the_note_and_options_in_every_run(tmp_path: Path):
+    root = tmp_path / "runs"
+    env = {"JOBS": "3", "NOTE": "3 at a time", "RUN_OPTIONS": "--mini-batch-size 128", "OUTPUT_ROOT": str(root)}
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "h100_bf16", "anchor", "variants", **env)
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[1].rstrip(":") for line in done.stdout.splitlines() if line.startswith("== ")]
+    assert names[0] == "reference_h100_bf16_improved" and len(names) == 1 + len(VARIANT_ENDINGS)
+    for name, ending in zip(names, ("", *VARIANT_ENDINGS), strict=True):
+        command = (root / f"{name}.log").read_text().strip()  # each run printed into its own log
+        assert f"--name {name} " in command
+        assert command.endswith(f"--note 3 at a time --mini-batch-size 128 {ending}".strip())
+        assert (root / f"{name}.status").read_text() == "0\n"  # and its exit status beside it
+
+
+def test_run_recipes_names_the_runs_that_failed(tmp_path: Path):
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "anchor", JOBS="2", PYTHON="false",
+                              OUTPUT_ROOT=str(tmp_path / "runs"))  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("failed: reference_cpu_improved (their logs: ")
+    assert run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", JOBS="two").returncode == 2
 
 
 def test_run_recipes_checks_every_stage_before_running_any(tmp_path: Path):
     done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "recipes", "sweep")
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "unknown stage 'sweep': use recipes, variants or seeds\n"
+    assert done.stderr == "unknown stage 'sweep': use recipes, anchor, variants or seeds\n"
     assert run_recipes_script(str(FIXTURE_DATA)).returncode == 2
