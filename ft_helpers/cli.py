@@ -27,9 +27,9 @@ RUN_EPILOG = f"""\
 data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one question and the passage that
   answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
   or passage are dropped with a warning.
-recipes: --recipe reference (the reference notebook's settings), improved (cached loss, batch 256, Matryoshka)
-  or quick (a CPU try-out); --epochs, --train-batch-size, --learning-rate and --max-train-samples replace its
-  settings one by one.
+recipes: --recipe improved (the default: cached loss, batch 256, Matryoshka), reference (the reference
+  notebook's settings) or quick (a CPU try-out); --epochs, --train-batch-size, --learning-rate and
+  --max-train-samples replace its settings one by one.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
   passage and question in one split; 'reference' repeats the reference notebook's random split. With
   --test-dataset the test split is that file, and --dataset is split into train and validation only.

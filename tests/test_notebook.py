@@ -42,14 +42,18 @@ def test_parameters_cell_matches_run_config_defaults():
     assert {RunConfig.notebook_names()[name]: value for name, value in defaults.items()} == values
 
 
-def test_reference_defaults():
+def test_defaults_train_the_improved_recipe_on_the_hub_data():
     values = parameters_cell_values()
     assert values["DATASET"] == "philschmid/finanical-rag-embedding-dataset"
     assert values["BASE_MODEL"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert values["RECIPE"] == "reference" and values["SPLIT"] == "grouped"
-    # the reference recipe's settings come from the recipe: the cell leaves them at None
+    assert values["RECIPE"] == "improved" and values["SPLIT"] == "grouped"
+    # the recipe's settings come from the recipe: the cell leaves them at None
     assert all(values[name] is None for name in ("EPOCHS", "TRAIN_BATCH_SIZE", "LEARNING_RATE", "MAX_TRAIN_SAMPLES"))
-    reference = RunConfig(recipe=values["RECIPE"]).resolved()
+    improved = RunConfig(recipe=values["RECIPE"]).resolved()
+    assert (improved.epochs, improved.train_batch_size, improved.learning_rate) == (10, 256, 1e-4)
+    assert improved.training_recipe().loss == "CachedMultipleNegativesRankingLoss"
+    assert improved.training_recipe().matryoshka_dims == (384, 256, 128, 64)
+    reference = RunConfig(recipe="reference").resolved()
     assert (reference.epochs, reference.train_batch_size, reference.learning_rate) == (6, 32, 2e-5)
 
 
@@ -271,7 +275,7 @@ def test_notebook_runs_and_writes_results(small_dataset: Path, executed_notebook
     names = {upper: lower for lower, upper in RunConfig.notebook_names().items()}
     expected = RunConfig(**{names[key]: value for key, value in parameters.items()}).resolved().as_dict()
     assert results["run"]["parameters"] == expected, "results.json holds exactly RunConfig's fields, filled in"
-    assert results["run"]["recipe"]["loss"] == "MultipleNegativesRankingLoss"
+    assert results["run"]["recipe"]["loss"] == "CachedMultipleNegativesRankingLoss"
     by_size = results["dimensions"]["fine-tuned"]
     assert list(by_size) == ["384", "256", "128", "64"]
     assert by_size["384"]["ndcg@10"] == pytest.approx(results["finetuned"]["test_cosine_ndcg@10"], abs=1e-6)
