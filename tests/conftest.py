@@ -25,10 +25,11 @@ FIXTURE_DATA = Path(__file__).parent / "fixtures" / "financial_qa_fixture.csv"
 
 
 def fixture_config(tmp_path: Path, model_dir: str, **changes: object):
-    """A RunConfig for a one-epoch run on the hand-written fixture, writing to tmp_path / "run"."""
+    """A RunConfig for a one-epoch run of the reference recipe on the hand-written fixture, to tmp_path / "run"."""
     from ft_helpers import RunConfig
 
     values = {
+        "recipe": "reference",  # the plain loss: these runs test the plumbing; the notebook test runs the default
         "dataset": str(FIXTURE_DATA),
         "base_model": model_dir,
         "output_dir": str(tmp_path / "run"),

@@ -114,7 +114,20 @@ def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_args(tmp_path: Path, model: str, *extra: str) -> list[str]:
-    return ["run", "--dataset", str(FIXTURE_DATA), "--base-model", model, "--output-dir", str(tmp_path / "out"), *extra]
+    """A run of the reference recipe (its batch of 32 fits the fixture) on the fixture, to tmp_path / "out"."""
+    output = str(tmp_path / "out")
+    return [
+        "run",
+        "--dataset",
+        str(FIXTURE_DATA),
+        "--base-model",
+        model,
+        "--output-dir",
+        output,
+        "--recipe",
+        "reference",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(

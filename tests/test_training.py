@@ -418,9 +418,16 @@ def test_chunk_passage_keeps_short_text_whole_and_checks_its_arguments(tiny_mode
 def test_recipes_fill_in_what_the_run_leaves_at_none():
     from ft_helpers import RECIPES, RunConfig
 
-    reference = RunConfig().resolved()
+    default = RunConfig().resolved()
+    assert (default.recipe, default.epochs, default.train_batch_size, default.learning_rate) == (
+        "improved",
+        10,
+        256,
+        1e-4,
+    )
+    reference = RunConfig(recipe="reference").resolved()
     assert (reference.epochs, reference.train_batch_size, reference.learning_rate) == (6, 32, 2e-5)
-    assert reference.max_train_samples is None
+    assert reference.max_train_samples is None and default.max_train_samples is None
     improved = RunConfig(recipe="improved", epochs=2)
     assert improved.training_recipe() == dataclasses.replace(RECIPES["improved"], epochs=2)
     assert improved.resolved().train_batch_size == 256 and improved.resolved().epochs == 2
