@@ -88,14 +88,39 @@ def test_the_misses_table_shows_its_records_counts():
         assert cells[2:] == expected, row[:80]
 
 
+def notebook_record() -> dict:
+    """The record in the first row of the README's table of the default notebook run: the saved notebook's."""
+    table = README.split("**The default notebook run**")[1].split("\n\n")[1]
+    return record_of(table.splitlines()[2])
+
+
 def test_the_notebook_run_is_described_by_its_record():
-    record = json.loads((RESULTS / "grouped_cpu_run3.json").read_text(encoding="utf-8"))
+    record = notebook_record()
     evaluation = record["corpus_modes"]["deduplicated"]["evaluation"]
-    sentence = re.search(r"Its ([\d,]+) test rows give ([\d,]+) queries .*? against\s+([\d,]+) documents", README, re.S)
+    sentence = re.search(
+        r"Its ([\d,]+)\s+test\s+rows\s+give\s+([\d,]+)\s+queries\s.*?against\s+([\d,]+)\s+documents", README, re.S
+    )
     assert sentence, "the README describes the notebook run's test set"
     numbers = [int(group.replace(",", "")) for group in sentence.groups()]
     assert numbers == [record["split"]["sizes"]["test"], evaluation["queries"], evaluation["documents"]]
     assert all(row["p_value"] < 0.001 for row in record["corpus_modes"]["deduplicated"]["comparison"])
+    assert record["benchmark"]["wall_seconds"]["notebook"], "the record is of a notebook run"
+
+
+def test_the_saved_notebook_shows_the_numbers_of_the_record_the_readme_names():
+    record = notebook_record()
+    notebook = json.loads((ROOT / "embedding_finetuning_rag_demo.ipynb").read_text(encoding="utf-8"))
+    printed = "".join(
+        "".join(output.get("text") or output.get("data", {}).get("text/plain", ""))
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
+    )
+    ndcg = record["corpus_modes"]["deduplicated"]["comparison"][0]
+    assert ndcg["metric"] == "ndcg@10"
+    assert re.search(rf"ndcg@10 +{ndcg['baseline']:.4f} +{ndcg['finetuned']:.4f} ", printed), "section 9's table"
+    assert f"best validation NDCG@10: {record['run']['best_checkpoint_metric']:.4f}" in printed
+    assert f"Recipe {record['run']['parameters']['recipe']!r}:" in printed
+    assert f"Training took {record['run']['training_seconds'] / 60:.1f} min" in printed
 
 
 def test_times_are_stated_once():
