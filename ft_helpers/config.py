@@ -103,9 +103,8 @@ PARAMETER_HELP = {
     "training.png, dimensions.png and results.json (written last).",
     "recipe": "'improved' (the default): 255 negatives per question with the cached loss (batch 256, mini-batches "
     "of 32, learning rate 1e-4, 10 epochs) and Matryoshka embedding sizes 384/256/128/64; 'reference': the "
-    "reference notebook's settings (MultipleNegativesRankingLoss, batch 32, learning "
-    "rate 2e-5, 6 epochs); 'quick': a CPU try-out "
-    "(3,000 training rows, 1 epoch, batch 32, learning rate 1e-4).",
+    "reference notebook's settings (MultipleNegativesRankingLoss, batch 32, learning rate 2e-5, 6 epochs); "
+    "'quick': a CPU try-out (3,000 training rows, 1 epoch, batch 32, learning rate 1e-4).",
     "epochs": "Training epochs; the epoch with the best validation NDCG@10 is kept (None: the recipe's).",
     "train_batch_size": "Question/passage pairs per batch; each question's other passages in the batch are its "
     "negatives, so bigger batches give more (None: the recipe's).",
