@@ -4,7 +4,10 @@ One summary row per recipe, split, text key, corpus mode and hardware; the mean 
 test NDCG@10 run over the training seeds recorded for it (one record per seed: repeated runs of one seed, which
 have given identical scores on one machine, count once), the mean wall time of training and of the whole run,
 and, where the records keep per-query scores, a paired 95% bootstrap interval of the difference from the
-reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first).
+reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first). A variant (a
+recipe with settings changed) is also compared, the same way, with its anchor: the row of the same recipe, split and
+corpus that differs from it in the fewest settings (for example the improved recipe without Matryoshka against the
+improved recipe).
 
     python benchmarks/summarize.py            # writes summary.json and summary.md, prints the table
     python benchmarks/summarize.py --check    # exits 1 if either is not what the records give
@@ -32,11 +35,43 @@ MARKDOWN_HEADER = (
     "Written by `python benchmarks/summarize.py` from the records in this folder; do not edit. One row per recipe,\n"
     "split, text key, corpus and hardware: test NDCG@10 as mean +- sd over training seeds, the best validation\n"
     "NDCG@10 (what recipes are chosen on), a paired 95% bootstrap interval against the reference recipe on the same\n"
-    "split and corpus, and wall times in seconds.\n\n"
+    "split and corpus, and wall times in seconds. Below it, each variant against its anchor.\n\n"
+)
+#: The heading and first lines of the second table of summary.md.
+VARIANTS_HEADER = (
+    "\n## Variants against their anchor\n\n"
+    "A variant is a recipe with settings changed; its anchor is the row of the same recipe, split, text key and\n"
+    "corpus that differs from it in the fewest settings (where two do, the one on the same kind of batches and\n"
+    "hardware, then the one with more seeds). The paired 95% bootstrap interval is over the test questions, each\n"
+    "question's NDCG@10 averaged over seeds first: it says how much the 700 questions could move the difference,\n"
+    "not how much another training seed could (for that, see the sd of the rows with several seeds). Choose on\n"
+    "validation. Variants of the reference recipe itself are left to the table above.\n\n"
 )
 CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
 #: Resamples (and seed) of the paired bootstrap against the reference recipe.
 BOOTSTRAP_RESAMPLES = 10_000
+
+
+def read_recipe(
+    parameters: dict[str, Any], recipe: dict[str, Any] | None = None, loss: str | None = None
+) -> tuple[str, dict[str, Any], bool]:
+    """Take a record's recipe apart: the named recipe, the settings changed from it, and whether batches were sorted.
+
+    Args:
+        parameters: The record's ``run.parameters``.
+        recipe: The record's ``run.recipe`` (the settings trained with), where it has one.
+        loss: The record's ``run.loss`` (the loss classes), where it has one.
+
+    Returns:
+        The recipe's name (``"reference"``, ``"improved"`` or ``"quick"``), the settings that differ from it, and
+        True where the cached loss ran on length-sorted batches.
+    """
+    name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
+    named = RECIPES[name].as_dict()
+    if recipe is None:
+        recipe = named | {key: parameters[key] for key in RECIPE_SETTINGS}
+    changed = {key: value for key, value in recipe.items() if key != "name" and value != named.get(key)}
+    return name, changed, bool(loss and "Sorted" in loss)
 
 
 def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None, loss: str | None = None) -> str:
@@ -48,12 +83,8 @@ def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None, 
         loss: The record's ``run.loss`` (the loss classes), where it has one: a cached loss on length-sorted
             batches computes the same loss faster, so its times are kept apart from the earlier runs'.
     """
-    name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
-    named = RECIPES[name].as_dict()
-    if recipe is None:
-        recipe = named | {key: parameters[key] for key in RECIPE_SETTINGS}
-    changed = {key: value for key, value in recipe.items() if key != "name" and value != named.get(key)}
-    if loss and "Sorted" in loss:
+    name, changed, length_sorted = read_recipe(parameters, recipe, loss)
+    if length_sorted:
         name += ", length-sorted batches"
     if not changed:
         return name
@@ -96,9 +127,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chosen by, the one score to choose recipes on), ``training_seconds_mean`` (None where only resumed runs
         were timed), ``hardware``, plus ``text_key``, ``run_seconds_mean`` (the notebook's or the pipeline's
         whole run), ``vs_reference`` (``delta``, ``ci_low``, ``ci_high``, ``reference_records``; None without
-        per-query scores on both sides) and ``records``.
+        per-query scores on both sides), ``vs_anchor`` (the same against the variant's anchor, plus ``anchor``,
+        ``anchor_records`` and ``validation_delta``: :func:`compare_with_anchor`) and ``records``.
     """
     groups: dict[tuple, dict[int, dict[str, Any]]] = {}
+    recipes: dict[tuple, tuple[str, dict[str, Any], bool]] = {}  # each group's read_recipe()
     for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
         parameters = record["run"]["parameters"]
         seed = parameters.get("training_seed")
@@ -107,14 +140,16 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for mode, scores in record["corpus_modes"].items():
             if scores is None:
                 continue
+            recipe = (parameters, record["run"].get("recipe"), record["run"].get("loss"))
             key = (
-                recipe_of(parameters, record["run"].get("recipe"), record["run"].get("loss")),
+                recipe_of(*recipe),
                 parameters["split"],
                 parameters["seed"],
                 record["benchmark"]["text_key"],
                 CORPUS_NAMES[mode],
                 hardware_of(record),
             )
+            recipes[key] = read_recipe(*recipe)
             per_query = scores.get("per_query")
             groups.setdefault(key, {})[seed] = {
                 "ndcg": scores["finetuned"]["test_cosine_ndcg@10"],
@@ -143,16 +178,79 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "text_key": text_key,
                 "run_seconds_mean": _mean([run["run"] for run in runs]),
                 "vs_reference": None,
+                "vs_anchor": None,
                 "records": sorted(run["name"] for run in runs),
                 "_key": (split, split_seed, text_key, corpus),
                 "_per_query": _per_query_mean(runs),
+                "_recipe": recipes[(recipe, split, split_seed, text_key, corpus, hardware)],
             }
         )
     for row in rows:
         row["vs_reference"] = compare_with_reference(row, rows)
+        row["vs_anchor"] = compare_with_anchor(row, rows)
     for row in rows:
-        del row["_key"], row["_per_query"]
+        del row["_key"], row["_per_query"], row["_recipe"]
     return rows
+
+
+def _paired_difference(row: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
+    """Mean per-query difference ``row`` minus ``other`` and its paired 95% bootstrap interval, to 4 decimals."""
+    queries = sorted(row["_per_query"])
+    before = [other["_per_query"][qid] for qid in queries]
+    after = [row["_per_query"][qid] for qid in queries]
+    low, high = paired_bootstrap_ci(before, after, n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
+    return {
+        "delta": round(statistics.fmean(after) - statistics.fmean(before), 4),
+        "ci_low": round(low, 4),
+        "ci_high": round(high, 4),
+    }
+
+
+def compare_with_anchor(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Paired bootstrap interval of a variant minus its anchor: the closest row of the same recipe, split and corpus.
+
+    The anchor's changed settings are a strict subset of the variant's, as many as can be (so it differs in the
+    fewest settings); ties go to the same kind of batches (length-sorted or not), then the same hardware, then more
+    seeds. Variants whose anchor would be the reference recipe itself are left to ``vs_reference``.
+
+    Returns:
+        ``delta``, ``ci_low``, ``ci_high`` (rounded to 4 decimals), ``anchor`` (its recipe's name),
+        ``anchor_records`` and ``validation_delta`` (the best validation NDCG@10's difference, where both have
+        it); None for a recipe as named, or where no anchor with the same per-query scores exists.
+    """
+    name, changed, length_sorted = row["_recipe"]
+    if not changed or row["_per_query"] is None:
+        return None
+
+    def is_anchor(other: dict[str, Any]) -> bool:
+        other_name, other_changed, _ = other["_recipe"]
+        return (
+            other_name == name
+            and other["_key"] == row["_key"]
+            and other["_per_query"] is not None
+            and set(other["_per_query"]) == set(row["_per_query"])
+            and len(other_changed) < len(changed)
+            and all(key in changed and changed[key] == value for key, value in other_changed.items())
+        )
+
+    candidates = sorted(
+        filter(is_anchor, rows),
+        key=lambda other: (
+            -len(other["_recipe"][1]),
+            other["_recipe"][2] != length_sorted,
+            other["hardware"] != row["hardware"],
+            -other["n_seeds"],
+        ),
+    )
+    if not candidates or candidates[0]["recipe"] == "reference":
+        return None
+    anchor = candidates[0]
+    validation = (row["best_validation_ndcg@10_mean"], anchor["best_validation_ndcg@10_mean"])
+    return _paired_difference(row, anchor) | {
+        "anchor": anchor["recipe"],
+        "anchor_records": anchor["records"],
+        "validation_delta": None if None in validation else round(validation[0] - validation[1], 4),
+    }
 
 
 def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -175,16 +273,7 @@ def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> d
     if not candidates or set(candidates[0]["_per_query"]) != set(row["_per_query"]):
         return None
     reference = candidates[0]
-    queries = sorted(row["_per_query"])
-    before = [reference["_per_query"][qid] for qid in queries]
-    after = [row["_per_query"][qid] for qid in queries]
-    low, high = paired_bootstrap_ci(before, after, n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
-    return {
-        "delta": round(statistics.fmean(after) - statistics.fmean(before), 4),
-        "ci_low": round(low, 4),
-        "ci_high": round(high, 4),
-        "reference_records": reference["records"],
-    }
+    return _paired_difference(row, reference) | {"reference_records": reference["records"]}
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
@@ -212,6 +301,31 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def variants_to_markdown(rows: list[dict[str, Any]]) -> str:
+    """Render the rows that have an anchor as a markdown table of each variant against it."""
+    lines = [
+        "| variant | anchor | split | corpus | hardware | seeds | best validation NDCG@10 (vs anchor) "
+        "| test NDCG@10 | vs anchor (paired 95% CI) | training s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        versus = row["vs_anchor"]
+        if versus is None:
+            continue
+        validation = row["best_validation_ndcg@10_mean"]
+        validation = "n/a" if validation is None else f"{validation:.4f}"
+        if versus["validation_delta"] is not None:
+            validation += f" ({versus['validation_delta']:+.4f})"
+        training = row["training_seconds_mean"]
+        lines.append(
+            f"| {row['recipe']} | {versus['anchor']} | {row['split']} | {row['corpus']} | {row['hardware']} | "
+            f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f} | "
+            f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}] | "
+            f"{'n/a' if training is None else f'{training:.0f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write (or with --check, compare) summary.json and print the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     table = to_markdown(rows)
     texts = {
         SUMMARY: json.dumps(rows, indent=2, ensure_ascii=False) + "\n",
-        SUMMARY_MARKDOWN: MARKDOWN_HEADER + table + "\n",
+        SUMMARY_MARKDOWN: MARKDOWN_HEADER + table + "\n" + VARIANTS_HEADER + variants_to_markdown(rows) + "\n",
     }
     if args.check:
         stale = [path.name for path, text in texts.items() if not path.is_file() or path.read_text("utf-8") != text]

@@ -325,6 +325,48 @@ def improved_settings() -> dict:
     return {"recipe": "improved", "epochs": 10, "train_batch_size": 256, "learning_rate": 1e-4}
 
 
+def test_summarize_compares_a_variant_with_the_closest_run_of_its_recipe():
+    queries = [f"q{i}" for i in range(200)]
+    anchor_scores = {q: 0.6 for q in queries}
+    variant_scores = {q: 0.6 + (0.1 if i % 2 else 0.0) for i, q in enumerate(queries)}  # +0.05 on average
+    anchor = fake_record("imp_seed42", 42, 0.6, 100, per_query=anchor_scores, **improved_settings())
+    variant = fake_record("imp_nomat", 42, 0.65, 90, per_query=variant_scores, **improved_settings())
+    variant["run"]["recipe"] = summarize.RECIPES["improved"].as_dict() | {"matryoshka_dims": None}
+    two_changes = fake_record("imp_nomat_lr", 42, 0.6, 90, per_query=anchor_scores, **improved_settings())
+    two_changes["run"]["recipe"] = variant["run"]["recipe"] | {"learning_rate": 2e-4}
+    reference = fake_record("ref", 42, 0.5, 100, per_query=anchor_scores)
+    reference_variant = fake_record("ref_e1", 42, 0.5, 10, per_query=anchor_scores, epochs=1)
+    no_per_query = fake_record("imp_lr5e-5", 42, 0.6, 90, **improved_settings() | {"learning_rate": 5e-5})
+    rows = summarize.summarize([anchor, variant, two_changes, reference, reference_variant, no_per_query])
+    by_name = {row["recipe"]: row for row in rows}
+
+    versus = by_name["improved with matryoshka_dims=None"]["vs_anchor"]
+    assert versus["anchor"] == "improved" and versus["anchor_records"] == ["imp_seed42"]
+    assert versus["delta"] == pytest.approx(0.05) and 0.02 < versus["ci_low"] < 0.05 < versus["ci_high"] < 0.08
+    assert versus["validation_delta"] == pytest.approx(0.05)
+    closest = by_name["improved with learning_rate=0.0002, matryoshka_dims=None"]["vs_anchor"]
+    assert closest["anchor"] == "improved with matryoshka_dims=None", "one setting apart, not two"
+    assert closest["delta"] == pytest.approx(-0.05)
+    assert by_name["improved"]["vs_anchor"] is None, "a recipe as named is an anchor, not a variant"
+    assert by_name["reference with epochs=1"]["vs_anchor"] is None, "against the reference: the vs_reference column"
+    assert by_name["improved with learning_rate=5e-05"]["vs_anchor"] is None, "no per-query scores: no interval"
+    table = summarize.variants_to_markdown(rows)
+    assert table.count("\n| improved with") == 2 and "| +0.0500 [" in table and "0.6400 (+0.0500)" in table
+
+
+def test_summarize_prefers_an_anchor_on_the_same_kind_of_batches():
+    queries = [f"q{i}" for i in range(50)]
+    scores = {q: 0.6 for q in queries}
+    unsorted_anchor = fake_record("imp", 42, 0.6, 100, per_query=scores, **improved_settings())
+    sorted_anchor = fake_record("imp_sorted", 42, 0.6, 50, per_query=scores, **improved_settings())
+    variant = fake_record("imp_sorted_e2", 42, 0.6, 10, per_query=scores, **improved_settings() | {"epochs": 2})
+    for record in (sorted_anchor, variant):
+        record["run"]["loss"] = "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"
+    rows = summarize.summarize([unsorted_anchor, sorted_anchor, variant])
+    (versus,) = [row["vs_anchor"] for row in rows if row["vs_anchor"] is not None]
+    assert versus["anchor"] == "improved, length-sorted batches" and versus["anchor_records"] == ["imp_sorted"]
+
+
 def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setattr(run_full, "RESULTS_DIR", tmp_path)
     (tmp_path / "bench_seed43.json").write_text("{}")
