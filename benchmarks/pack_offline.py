@@ -141,7 +141,10 @@ def pack(dataset: Path, base_model: str, dest: Path, python_version: str, requir
     try:
         (staging / "data").mkdir(parents=True)
         shutil.copy2(dataset, staging / "data" / dataset.name)
-        save_half_precision(base_model, staging / "model")
+        try:
+            save_half_precision(base_model, staging / "model")
+        except (OSError, ValueError) as error:
+            fail(f"could not load the base model {base_model!r} ({type(error).__name__}): pass a model folder")
         (staging / "wheels").mkdir()
         if requirements:
             download_wheels(requirements, staging / "wheels", python_version)
@@ -179,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     requirements = [] if packages == ["none"] else packages
     pack(args.dataset, args.base_model, args.dest, args.python_version, requirements)
     size = sum(path.stat().st_size for path in args.dest.rglob("*") if path.is_file()) / 2**20
-    print(
-        f"wrote {args.dest} ({size:.1f} MiB); on the target, from the repository root: bash {args.dest.name}/run.sh TAG"
-    )
+    print(f"wrote {args.dest} ({size:.1f} MiB); its run.sh says how to run the benchmarks on the target")
     return 0
 
 

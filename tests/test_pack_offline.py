@@ -58,6 +58,15 @@ def test_pack_refuses_an_existing_folder_and_a_missing_dataset(kit: Path, tiny_m
     assert not (tmp_path / "new").exists()
 
 
+def test_pack_reports_a_model_it_cannot_load_in_one_line(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        pack_offline.pack(FIXTURE_DATA, str(tmp_path / "no-model"), tmp_path / "kit", "3.12", requirements=[])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert "could not load the base model" in error and "no-model" in error and len(error.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pack_refuses_a_folder_git_would_commit(tiny_model_dir: str, capsys):
     with pytest.raises(SystemExit):
         pack_offline.pack(FIXTURE_DATA, tiny_model_dir, ROOT / "benchmarks" / "kit", "3.12", requirements=[])
