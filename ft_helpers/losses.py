@@ -9,15 +9,11 @@ padding tokens to embed.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from sentence_transformers.sentence_transformer.losses import (
-    CachedMultipleNegativesRankingLoss,
-    CachedMultipleNegativesSymmetricRankingLoss,
-)
+from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 from torch import Tensor
 
 
@@ -62,16 +58,3 @@ class SortedCachedMultipleNegativesRankingLoss(CachedMultipleNegativesRankingLos
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         """Sort the batch's rows by length, then compute the cached loss on them."""
         return super().forward(*sort_pairs_by_length(list(sentence_features), labels))
-
-
-# sentence-transformers deprecates the symmetric cached loss (and warns on subclassing it); it warns again when a
-# recipe builds one, which is the time to say it, not when this module is imported
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-
-    class SortedCachedMultipleNegativesSymmetricRankingLoss(CachedMultipleNegativesSymmetricRankingLoss):
-        """``CachedMultipleNegativesSymmetricRankingLoss`` on each batch sorted by length."""
-
-        def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
-            """Sort the batch's rows by length, then compute the cached loss on them."""
-            return super().forward(*sort_pairs_by_length(list(sentence_features), labels))

@@ -61,7 +61,9 @@ class HardwareSettings:
 
 #: The losses a recipe can name: MNRL ranks each question against the batch's passages (and the recipe's other
 #: directions, in one softmax); the symmetric form adds passage -> question as a second softmax and averages the
-#: two. The cached forms (GradCache) give the same gradients in mini-batches, so large batches fit in memory.
+#: two (built as MNRL with both directions and ``partition_mode="per_direction"``, sentence-transformers' own
+#: replacement for its deprecated symmetric classes). The cached forms (GradCache) give the same gradients in
+#: mini-batches, so large batches fit in memory.
 LOSSES = (
     "MultipleNegativesRankingLoss",
     "CachedMultipleNegativesRankingLoss",
@@ -338,22 +340,24 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
 
     if recipe.loss not in LOSSES:
         raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}; choose one of {', '.join(LOSSES)}.")
-    options: dict[str, Any] = {"gather_across_devices": gather_across_devices}
+    options: dict[str, Any] = {"gather_across_devices": gather_across_devices, "directions": tuple(recipe.directions)}
+    loss_class = recipe.loss
     if "Symmetric" in recipe.loss:
         if tuple(recipe.directions) != ("query_to_doc",):
             raise ValueError(
                 f"Recipe {recipe.name!r}: {recipe.loss} ranks both ways already; leave directions at query_to_doc."
             )
-    else:
-        options["directions"] = tuple(recipe.directions)
-    if recipe.loss.startswith("Cached"):
+        # question -> passage and passage -> question, each its own softmax, averaged: the symmetric loss
+        loss_class = recipe.loss.replace("Symmetric", "")
+        options |= {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}
+    if loss_class.startswith("Cached"):
         from . import losses as sorted_losses
 
         options["mini_batch_size"] = recipe.mini_batch_size or 32
         # the same loss, each batch sorted by length first so its mini-batches carry little padding
-        loss = getattr(sorted_losses, f"Sorted{recipe.loss}")(model, **options)
+        loss = getattr(sorted_losses, f"Sorted{loss_class}")(model, **options)
     else:
-        loss = getattr(losses, recipe.loss)(model, **options)
+        loss = getattr(losses, loss_class)(model, **options)
     if not recipe.matryoshka_dims:
         return loss
     sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
@@ -367,13 +371,15 @@ def name_loss(loss: nn.Module) -> str:
         loss: A loss from :func:`build_loss` (or any sentence-transformers loss).
 
     Returns:
-        E.g. ``"MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"``.
+        E.g. ``"MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"``; a loss with one softmax per direction
+        (the symmetric form) says so: ``"MultipleNegativesRankingLoss (per-direction softmax)"``.
     """
     from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
     if isinstance(loss, MatryoshkaLoss):
         return f"{type(loss).__name__}({name_loss(loss.loss)})"
-    return type(loss).__name__
+    per_direction = getattr(loss, "partition_mode", "joint") == "per_direction"
+    return type(loss).__name__ + (" (per-direction softmax)" if per_direction else "")
 
 
 def add_hard_negatives(

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ft_helpers.losses import (
-    SortedCachedMultipleNegativesRankingLoss,
-    SortedCachedMultipleNegativesSymmetricRankingLoss,
-    sort_pairs_by_length,
-)
+from ft_helpers.losses import SortedCachedMultipleNegativesRankingLoss, sort_pairs_by_length
 
 QUESTIONS = [f"What did segment {i} report{' in the fiscal year' * (i % 3)}?" for i in range(12)]
 PASSAGES = [
@@ -55,19 +51,19 @@ def test_sort_leaves_flattened_unmasked_and_empty_batches_alone():
 
 @pytest.mark.parametrize("three_columns", [False, True], ids=["pairs", "with a hard negative"])
 @pytest.mark.parametrize(
-    "sorted_class",
-    [SortedCachedMultipleNegativesRankingLoss, SortedCachedMultipleNegativesSymmetricRankingLoss],
-    ids=lambda cls: cls.__name__,
+    "options",
+    [{}, {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}],
+    ids=["one way", "symmetric"],
 )
-def test_sorted_loss_gives_the_cached_loss_and_its_gradients(tiny_model, sorted_class, three_columns):
+def test_sorted_loss_gives_the_cached_loss_and_its_gradients(tiny_model, options, three_columns):
     tiny_model.eval()  # no dropout: both losses must see the same network
     texts = [QUESTIONS, PASSAGES, NEGATIVES] if three_columns else [QUESTIONS, PASSAGES]
     features = [tiny_model.preprocess(column) for column in texts]
 
     results = []
-    for loss_class in (sorted_class.__mro__[1], sorted_class):
+    for loss_class in (SortedCachedMultipleNegativesRankingLoss.__mro__[1], SortedCachedMultipleNegativesRankingLoss):
         tiny_model.zero_grad()
-        loss = loss_class(tiny_model, mini_batch_size=4)(features, None)
+        loss = loss_class(tiny_model, mini_batch_size=4, **options)(features, None)
         loss.backward()
         grads = {name: p.grad.clone() for name, p in tiny_model.named_parameters() if p.grad is not None}
         results.append((loss.item(), grads))
@@ -80,4 +76,5 @@ def test_sorted_loss_gives_the_cached_loss_and_its_gradients(tiny_model, sorted_
 
     # what the comparison would catch: a batch whose passages no longer match their questions
     mispaired = [features[0], sort_pairs_by_length(features[1:])[0][0], *features[2:]]
-    assert sorted_class(tiny_model, mini_batch_size=4)(mispaired, None).item() != pytest.approx(plain_loss, rel=1e-3)
+    mispaired_loss = SortedCachedMultipleNegativesRankingLoss(tiny_model, mini_batch_size=4, **options)(mispaired, None)
+    assert mispaired_loss.item() != pytest.approx(plain_loss, rel=1e-3)

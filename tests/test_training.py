@@ -470,25 +470,34 @@ def test_build_loss_follows_the_recipe(tiny_model):
 
 
 def test_build_loss_symmetric_forms(tiny_model):
+    import warnings
+
     from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesSymmetricRankingLoss,
+        CachedMultipleNegativesRankingLoss,
         MatryoshkaLoss,
-        MultipleNegativesSymmetricRankingLoss,
+        MultipleNegativesRankingLoss,
     )
 
     from ft_helpers import RECIPES
 
-    cached = build_loss(
-        tiny_model,
-        dataclasses.replace(RECIPES["improved"], loss="CachedMultipleNegativesSymmetricRankingLoss", mini_batch_size=4),
-    )
-    assert isinstance(cached, MatryoshkaLoss) and isinstance(cached.loss, CachedMultipleNegativesSymmetricRankingLoss)
-    assert name_loss(cached) == "MatryoshkaLoss(SortedCachedMultipleNegativesSymmetricRankingLoss)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # built without sentence-transformers' deprecated classes
+        cached = build_loss(
+            tiny_model,
+            dataclasses.replace(
+                RECIPES["improved"], loss="CachedMultipleNegativesSymmetricRankingLoss", mini_batch_size=4
+            ),
+        )
+        plain = build_loss(
+            tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
+        )
+    assert isinstance(cached, MatryoshkaLoss) and isinstance(cached.loss, CachedMultipleNegativesRankingLoss)
+    assert name_loss(cached) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss (per-direction softmax))"
     assert cached.loss.mini_batch_size == 4
-    plain = build_loss(
-        tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
-    )
-    assert type(plain) is MultipleNegativesSymmetricRankingLoss and plain.model is tiny_model
+    assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
+    assert name_loss(plain) == "MultipleNegativesRankingLoss (per-direction softmax)"
+    for loss in (cached.loss, plain):
+        assert tuple(loss.directions) == ("query_to_doc", "doc_to_query") and loss.partition_mode == "per_direction"
     with pytest.raises(ValueError, match="ranks both ways already; leave directions at query_to_doc"):
         build_loss(
             tiny_model,
@@ -498,6 +507,34 @@ def test_build_loss_symmetric_forms(tiny_model):
                 directions=("query_to_doc", "doc_to_query"),
             ),
         )
+
+
+def test_symmetric_form_scores_as_the_deprecated_symmetric_loss(tiny_model):
+    """The per-direction MNRL gives the very loss of the class it replaces, while that class still exists."""
+    import warnings
+
+    from sentence_transformers.sentence_transformer import losses
+
+    from ft_helpers import RECIPES
+
+    if not hasattr(losses, "MultipleNegativesSymmetricRankingLoss"):
+        pytest.skip("this sentence-transformers no longer has the deprecated symmetric loss to compare with")
+    tiny_model.eval()  # no dropout: both losses must see the same network
+    questions = [f"What did segment {i} report?" for i in range(6)]
+    passages = [f"Segment {i} reported revenue of {i + 1}0 million dollars" for i in range(6)]
+    features = [tiny_model.preprocess(questions), tiny_model.preprocess(passages)]
+    symmetric = dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
+    ours = build_loss(tiny_model, symmetric)
+    # what the check would catch: both directions in one softmax instead of one each
+    both_ways = ("query_to_doc", "doc_to_query")
+    joint = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], directions=both_ways))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = losses.MultipleNegativesSymmetricRankingLoss(tiny_model)
+    with torch.no_grad():
+        expected = theirs(features, None).item()
+        assert ours(features, None).item() == pytest.approx(expected, rel=1e-5)
+        assert joint(features, None).item() != pytest.approx(expected, rel=1e-3)
 
 
 def test_recipe_round_trips_through_its_dict():
