@@ -225,7 +225,7 @@ def variant_of(args: argparse.Namespace, config: RunConfig) -> Recipe | None:
     recipe = dataclasses.replace(config.training_recipe(), **changes)
     if recipe.loss.startswith("Cached") and not recipe.mini_batch_size:
         recipe = dataclasses.replace(recipe, mini_batch_size=32)
-    if not recipe.loss.startswith("Cached"):
+    if not recipe.loss.startswith("Cached") and not args.mini_batch_size:
         recipe = dataclasses.replace(recipe, mini_batch_size=None)
     return recipe
 
@@ -303,7 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     variants = parser.add_argument_group("recipe variants (recorded in the record's run.recipe)")
     variants.add_argument("--loss", choices=LOSSES, default=None)
-    variants.add_argument("--mini-batch-size", type=int, default=None, help="pairs embedded at a time (cached loss)")
+    variants.add_argument(
+        "--mini-batch-size",
+        type=int,
+        default=None,
+        help="pairs embedded at a time (cached loss), or texts in length-sorted mini-batches (plain loss)",
+    )
     variants.add_argument(
         "--directions",
         default=None,

@@ -25,8 +25,9 @@ class Recipe:
         train_batch_size: Question/passage pairs per batch: each question meets ``train_batch_size - 1`` negatives.
         learning_rate: Peak learning rate (10% warm-up, cosine decay).
         max_train_samples: Train on a seeded subset of this many rows (None: all).
-        mini_batch_size: Pairs embedded at a time by a cached loss (None with a plain one); memory follows
-            this, not the batch size.
+        mini_batch_size: Pairs embedded at a time by a cached loss, whose memory follows this, not the batch
+            size. With a plain loss, None embeds the whole batch at once and a number embeds it in mini-batches
+            of texts of similar length, each padded only to its own longest: the same loss, less padding to embed.
         matryoshka_dims: Train with ``MatryoshkaLoss`` at these embedding sizes, largest first (None: off), so
             the first 256, 128 or 64 numbers of an embedding work as a smaller embedding.
         directions: What the loss ranks: ``"query_to_doc"`` (each question against the batch's passages) plus,

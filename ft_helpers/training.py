@@ -329,7 +329,8 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
 
     Returns:
         The recipe's loss (one of :data:`LOSSES`; a cached one embeds ``mini_batch_size`` pairs at a time, the
-        batch sorted by length first: :mod:`ft_helpers.losses`); wrapped in
+        batch sorted by length first, and a plain one with ``mini_batch_size`` embeds each column in length-sorted
+        mini-batches of that many: :mod:`ft_helpers.losses`); wrapped in
         ``MatryoshkaLoss`` when the recipe has ``matryoshka_dims``, at the model's full size and the recipe's
         smaller sizes (:func:`pick_embedding_sizes`), so a model of another size trains its own full size too.
 
@@ -350,11 +351,11 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices
         # question -> passage and passage -> question, each its own softmax, averaged: the symmetric loss
         loss_class = recipe.loss.replace("Symmetric", "")
         options |= {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}
-    if loss_class.startswith("Cached"):
+    if loss_class.startswith("Cached") or recipe.mini_batch_size:
         from . import losses as sorted_losses
 
         options["mini_batch_size"] = recipe.mini_batch_size or 32
-        # the same loss, each batch sorted by length first so its mini-batches carry little padding
+        # the same loss, embedded in mini-batches of texts of similar length, so they carry little padding
         loss = getattr(sorted_losses, f"Sorted{loss_class}")(model, **options)
     else:
         loss = getattr(losses, loss_class)(model, **options)

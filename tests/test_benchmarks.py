@@ -432,6 +432,8 @@ def test_run_full_variant_options_change_the_recipe_and_only_those(tmp_path: Pat
     )
     plain = variant("--loss", "MultipleNegativesRankingLoss", "--hard-negatives", "1")
     assert plain.mini_batch_size is None and plain.hard_negatives == 1
+    chunked = variant("--loss", "MultipleNegativesRankingLoss", "--mini-batch-size", "8")
+    assert (chunked.loss, chunked.mini_batch_size) == ("MultipleNegativesRankingLoss", 8)
     symmetric_cached = variant("--loss", "CachedMultipleNegativesSymmetricRankingLoss")
     assert symmetric_cached.mini_batch_size == 32 and symmetric_cached.directions == ("query_to_doc",)
     assert symmetric_cached.train_batch_size == 256 and symmetric_cached.matryoshka_dims == (384, 256, 128, 64)

@@ -457,6 +457,7 @@ def test_build_loss_follows_the_recipe(tiny_model):
     )
 
     from ft_helpers import RECIPES, Recipe
+    from ft_helpers.losses import SortedMultipleNegativesRankingLoss
 
     plain = build_loss(tiny_model, RECIPES["reference"])
     assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
@@ -465,6 +466,9 @@ def test_build_loss_follows_the_recipe(tiny_model):
     assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
     assert name_loss(improved) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"
     assert name_loss(plain) == "MultipleNegativesRankingLoss"
+    chunked = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], mini_batch_size=8))
+    assert type(chunked) is SortedMultipleNegativesRankingLoss and chunked.mini_batch_size == 8
+    assert chunked.model is tiny_model and name_loss(chunked) == "SortedMultipleNegativesRankingLoss"
     with pytest.raises(ValueError, match="unknown loss 'TripletLoss'; choose one of MultipleNegativesRankingLoss, "):
         build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
 
@@ -491,12 +495,17 @@ def test_build_loss_symmetric_forms(tiny_model):
         plain = build_loss(
             tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
         )
+        chunked = build_loss(
+            tiny_model,
+            dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss", mini_batch_size=4),
+        )
     assert isinstance(cached, MatryoshkaLoss) and isinstance(cached.loss, CachedMultipleNegativesRankingLoss)
     assert name_loss(cached) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss (per-direction softmax))"
     assert cached.loss.mini_batch_size == 4
     assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
     assert name_loss(plain) == "MultipleNegativesRankingLoss (per-direction softmax)"
-    for loss in (cached.loss, plain):
+    assert name_loss(chunked) == "SortedMultipleNegativesRankingLoss (per-direction softmax)"
+    for loss in (cached.loss, plain, chunked):
         assert tuple(loss.directions) == ("query_to_doc", "doc_to_query") and loss.partition_mode == "per_direction"
     with pytest.raises(ValueError, match="ranks both ways already; leave directions at query_to_doc"):
         build_loss(
