@@ -460,7 +460,9 @@ def run_pipeline(
     trainer.model.save(str(model_dir))
     if not keep_checkpoints:
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
-    finetuned_embeddings = encode_corpus(trainer.model, test_evaluator)
+    # the last validation's corpus embeddings, if they came from these same weights (a 1-epoch run, or the last
+    # epoch the best)
+    finetuned_embeddings = encode_corpus(trainer.model, test_evaluator, reuse_from=validation_evaluator)
     finetuned = evaluate_retrieval(
         trainer.model, test_evaluator, output_dir / "eval" / "finetuned", corpus_embeddings=finetuned_embeddings
     )

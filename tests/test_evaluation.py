@@ -18,6 +18,7 @@ from ft_helpers.evaluation import (
     build_ir_inputs,
     encode_corpus,
     evaluate_retrieval,
+    fingerprint_weights,
     headline_metrics,
     read_rankings,
     score_dimensions,
@@ -503,6 +504,49 @@ def test_evaluate_retrieval_with_the_corpus_embedded_once_gives_the_same_scores(
     reused = evaluate_retrieval(minilm, evaluator, tmp_path / "reused", corpus_embeddings=embeddings)
     assert reused.metrics == pytest.approx(itself.metrics, abs=1e-6)
     assert reused.per_query["rank"].tolist() == itself.per_query["rank"].tolist()
+
+
+def test_encode_corpus_reuses_another_evaluators_embeddings_only_for_the_same_corpus_and_weights(tiny_model):
+    import torch
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    tiny_model.eval()
+    inputs = build_ir_inputs(FINANCE.iloc[:12], FINANCE)
+    validation = build_ir_evaluator(inputs, name="validation")
+    test = build_ir_evaluator(build_ir_inputs(FINANCE.iloc[12:], FINANCE), name="test")
+    assert validation.kept_corpus is None and encode_corpus(tiny_model, test, reuse_from=validation) is not None
+
+    scores = validation(tiny_model)  # as the trainer calls it after an epoch
+    fingerprint, kept = validation.kept_corpus
+    assert fingerprint == fingerprint_weights(tiny_model) and tuple(kept.shape) == (len(test.corpus), 32)
+    reused = encode_corpus(tiny_model, test, reuse_from=validation)
+    assert reused is kept
+    torch.testing.assert_close(reused, encode_corpus(tiny_model, test), rtol=1e-5, atol=1e-6)
+    # scored from the embeddings it keeps, as sentence-transformers' own evaluator scores from its own
+    own = InformationRetrievalEvaluator(inputs.queries, inputs.corpus, inputs.relevant_docs)
+    assert scores["validation_cosine_ndcg@10"] == pytest.approx(own(tiny_model)["cosine_ndcg@10"], abs=1e-6)
+
+    other_corpus = build_ir_evaluator(build_ir_inputs(FINANCE.iloc[12:], FINANCE.iloc[5:]), name="test")
+    assert encode_corpus(tiny_model, other_corpus, reuse_from=validation) is not kept
+    with torch.no_grad():
+        next(tiny_model.parameters())[0, 0] += 0.5  # the model trained on: other weights
+    assert fingerprint_weights(tiny_model) != fingerprint
+    assert encode_corpus(tiny_model, test, reuse_from=validation) is not kept
+
+
+def test_fingerprint_weights_follows_every_weight(tiny_model):
+    import torch
+
+    first = fingerprint_weights(tiny_model)
+    assert fingerprint_weights(tiny_model) == first
+    last = list(tiny_model.parameters())[-1]
+    with torch.no_grad():
+        last.view(-1)[-1] += 1e-6
+    assert fingerprint_weights(tiny_model) != first
+    with torch.no_grad():
+        last.view(-1)[-1] -= 1e-6
+        tiny_model.half()
+    assert fingerprint_weights(tiny_model) != first  # the same numbers in another type
 
 
 def test_score_dimensions_full_size_is_the_test_score_and_cut_sizes_match_truncate_dim(minilm, tmp_path):
