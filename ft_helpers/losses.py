@@ -1,7 +1,7 @@
 """In-batch-negative losses that embed each batch in mini-batches of texts of similar length.
 
-A tokenized batch is padded to its longest text. In this dataset a passage's median is 38 tokens, but a random
-batch of 32 nearly always holds one of well over 100, so most of what the model embeds is padding. Both losses
+A tokenized batch is padded to its longest text. In this dataset a passage's median is 38 tokens, but the longest
+of a random batch of 32 has a median of 125, so most of what the model embeds is padding. Both losses
 here embed the batch in mini-batches of texts of similar length, each padded only to its own longest text: the
 same loss and gradients (the pairs, and so each question's negatives, do not change; in training only which
 dropout mask each text draws), with far fewer padding tokens to embed.
