@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+from sentence_transformers.sentence_transformer.losses import (
+    CachedMultipleNegativesRankingLoss,
+    MatryoshkaLoss,
+    MultipleNegativesRankingLoss,
+)
 
 from ft_helpers.losses import (
     SortedCachedMultipleNegativesRankingLoss,
@@ -55,35 +59,19 @@ def test_sort_leaves_flattened_unmasked_and_empty_batches_alone():
     assert sort_pairs_by_length([]) == ([], None)
 
 
-@pytest.mark.parametrize("three_columns", [False, True], ids=["pairs", "with a hard negative"])
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}],
-    ids=["one way", "symmetric"],
-)
-def test_sorted_loss_gives_the_cached_loss_and_its_gradients(tiny_model, options, three_columns):
-    tiny_model.eval()  # no dropout: both losses must see the same network
-    texts = [QUESTIONS, PASSAGES, NEGATIVES] if three_columns else [QUESTIONS, PASSAGES]
-    features = [tiny_model.preprocess(column) for column in texts]
-
-    results = []
-    for loss_class in (SortedCachedMultipleNegativesRankingLoss.__mro__[1], SortedCachedMultipleNegativesRankingLoss):
-        tiny_model.zero_grad()
-        loss = loss_class(tiny_model, mini_batch_size=4, **options)(features, None)
-        loss.backward()
-        grads = {name: p.grad.clone() for name, p in tiny_model.named_parameters() if p.grad is not None}
-        results.append((loss.item(), grads))
-
-    (plain_loss, plain_grads), (sorted_loss, sorted_grads) = results
-    assert sorted_loss == pytest.approx(plain_loss, rel=1e-5)
-    assert plain_grads.keys() == sorted_grads.keys() and plain_grads
-    for name, grad in plain_grads.items():  # equal up to the order in which floats were summed
-        torch.testing.assert_close(sorted_grads[name], grad, rtol=1e-3, atol=1e-5)
-
-    # what the comparison would catch: a batch whose passages no longer match their questions
-    mispaired = [features[0], sort_pairs_by_length(features[1:])[0][0], *features[2:]]
-    mispaired_loss = SortedCachedMultipleNegativesRankingLoss(tiny_model, mini_batch_size=4, **options)(mispaired, None)
-    assert mispaired_loss.item() != pytest.approx(plain_loss, rel=1e-3)
+#: Each sorted loss beside the sentence-transformers loss it must equal, built on a model with extra options.
+LOSS_PAIRS = [
+    pytest.param(
+        lambda model, options: CachedMultipleNegativesRankingLoss(model, mini_batch_size=4, **options),
+        lambda model, options: SortedCachedMultipleNegativesRankingLoss(model, mini_batch_size=4, **options),
+        id="cached",
+    ),
+    pytest.param(
+        lambda model, options: MultipleNegativesRankingLoss(model, **options),
+        lambda model, options: SortedMultipleNegativesRankingLoss(model, mini_batch_size=5, **options),
+        id="plain",
+    ),
+]
 
 
 def loss_and_grads(model, loss, features) -> tuple[float, dict[str, torch.Tensor]]:
@@ -92,6 +80,31 @@ def loss_and_grads(model, loss, features) -> tuple[float, dict[str, torch.Tensor
     value = loss(features, None)
     value.backward()
     return value.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("three_columns", [False, True], ids=["pairs", "with a hard negative"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}],
+    ids=["one way", "symmetric"],
+)
+@pytest.mark.parametrize(("unsorted", "sorted_"), LOSS_PAIRS)
+def test_sorted_loss_gives_its_unsorted_loss_and_gradients(tiny_model, unsorted, sorted_, options, three_columns):
+    tiny_model.eval()  # no dropout: both losses must see the same network
+    texts = [QUESTIONS, PASSAGES, NEGATIVES] if three_columns else [QUESTIONS, PASSAGES]
+    features = [tiny_model.preprocess(column) for column in texts]
+
+    plain_loss, plain_grads = loss_and_grads(tiny_model, unsorted(tiny_model, options), features)
+    sorted_loss, sorted_grads = loss_and_grads(tiny_model, sorted_(tiny_model, options), features)
+    assert sorted_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain_grads.keys() == sorted_grads.keys() and plain_grads
+    for name, grad in plain_grads.items():  # equal up to the order in which floats were summed
+        torch.testing.assert_close(sorted_grads[name], grad, rtol=1e-3, atol=1e-5)
+
+    # what the comparison would catch: a batch whose passages no longer match their questions
+    mispaired = [features[0], sort_pairs_by_length(features[1:])[0][0], *features[2:]]
+    mispaired_loss = sorted_(tiny_model, options)(mispaired, None)
+    assert mispaired_loss.item() != pytest.approx(plain_loss, rel=1e-3)
 
 
 def test_embed_sorted_gives_each_text_its_own_embedding_with_less_padding(tiny_model, monkeypatch):
@@ -125,31 +138,6 @@ def test_embed_sorted_handles_left_padding(tiny_model):
     }
     trimmed = embed_sorted(lambda f: {"sentence_embedding": f["attention_mask"].sum(dim=1, keepdim=True)}, left, 4)
     assert trimmed.squeeze(1).tolist() == lengths.tolist()  # every real token kept, in the input's row order
-
-
-@pytest.mark.parametrize("three_columns", [False, True], ids=["pairs", "with a hard negative"])
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}],
-    ids=["one way", "symmetric"],
-)
-def test_sorted_plain_loss_gives_the_plain_loss_and_its_gradients(tiny_model, options, three_columns):
-    tiny_model.eval()  # no dropout: both losses must see the same network
-    texts = [QUESTIONS, PASSAGES, NEGATIVES] if three_columns else [QUESTIONS, PASSAGES]
-    features = [tiny_model.preprocess(column) for column in texts]
-
-    plain_loss, plain_grads = loss_and_grads(tiny_model, MultipleNegativesRankingLoss(tiny_model, **options), features)
-    sorted_loss, sorted_grads = loss_and_grads(
-        tiny_model, SortedMultipleNegativesRankingLoss(tiny_model, mini_batch_size=5, **options), features
-    )
-    assert sorted_loss == pytest.approx(plain_loss, rel=1e-5)
-    assert plain_grads.keys() == sorted_grads.keys() and plain_grads
-    for name, grad in plain_grads.items():
-        torch.testing.assert_close(sorted_grads[name], grad, rtol=1e-3, atol=1e-5)
-
-    mispaired = [features[0], sort_pairs_by_length(features[1:])[0][0], *features[2:]]
-    mispaired_loss = SortedMultipleNegativesRankingLoss(tiny_model, mini_batch_size=5, **options)(mispaired, None)
-    assert mispaired_loss.item() != pytest.approx(plain_loss, rel=1e-3)
 
 
 def test_sorted_plain_loss_under_matryoshka_gives_the_plain_one(tiny_model):
