@@ -48,16 +48,26 @@ def sort_pairs_by_length(
     lengths = sum(column["attention_mask"].sum(dim=1) for column in sentence_features)
     order = torch.argsort(lengths, stable=True)
     size = len(order)
+    columns = [{key: take_rows(value, order, size) for key, value in column.items()} for column in sentence_features]
+    return columns, take_rows(labels, order, size)
 
-    def reorder(value: Any) -> Any:
-        if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == size:
-            return value.index_select(0, order.to(value.device))
-        if isinstance(value, list) and len(value) == size:
-            return [value[i] for i in order.tolist()]
-        return value
 
-    columns = [{key: reorder(value) for key, value in column.items()} for column in sentence_features]
-    return columns, reorder(labels)
+def take_rows(value: Any, rows: Tensor, size: int) -> Any:
+    """Pick ``rows`` of a per-row value of a batch of ``size``: a tensor with that first dimension, or a list that long.
+
+    Args:
+        value: One entry of a tokenized column (or the labels).
+        rows: Row indices, in the order wanted.
+        size: The batch size, by which per-row values are told from batch-wide ones.
+
+    Returns:
+        The chosen rows; a batch-wide value (anything else) as it is.
+    """
+    if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == size:
+        return value.index_select(0, rows.to(value.device))
+    if isinstance(value, list) and len(value) == size:
+        return [value[i] for i in rows.tolist()]
+    return value
 
 
 class SortedCachedMultipleNegativesRankingLoss(CachedMultipleNegativesRankingLoss):
@@ -93,14 +103,9 @@ def embed_sorted(model: nn.Module, features: dict[str, Any], mini_batch_size: in
         positions = mask.index_select(0, rows).any(dim=0).nonzero().squeeze(1)
 
         def take(value: Any, rows: Tensor = rows, positions: Tensor = positions) -> Any:
-            if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == size:
-                value = value.index_select(0, rows.to(value.device))
-                if value.ndim == 2 and value.shape[1] == width:
-                    value = value.index_select(1, positions.to(value.device))
-                return value
-            if isinstance(value, list) and len(value) == size:
-                return [value[i] for i in rows.tolist()]
-            return value
+            per_token = isinstance(value, Tensor) and value.ndim == 2 and tuple(value.shape) == (size, width)
+            value = take_rows(value, rows, size)
+            return value.index_select(1, positions.to(value.device)) if per_token else value
 
         chunks.append(model({key: take(value) for key, value in features.items()})["sentence_embedding"])
     embeddings = torch.cat(chunks)
