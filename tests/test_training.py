@@ -431,7 +431,8 @@ def test_recipes_fill_in_what_the_run_leaves_at_none():
     improved = RunConfig(recipe="improved", epochs=2)
     assert improved.training_recipe() == dataclasses.replace(RECIPES["improved"], epochs=2)
     assert improved.resolved().train_batch_size == 256 and improved.resolved().epochs == 2
-    assert RunConfig(recipe="quick").resolved().max_train_samples == 3000
+    assert RunConfig(recipe="quick").resolved().max_train_samples is None
+    assert RunConfig(recipe="quick").training_recipe().mini_batch_size == 8
     assert RunConfig(recipe="quick", max_train_samples=500).training_recipe().max_train_samples == 500
     assert RunConfig(recipe="improved").as_dict()["epochs"] is None  # what was asked, before filling in
 
