@@ -369,3 +369,37 @@ def test_re_running_sections_trains_the_base_model_again_not_a_stale_or_trained_
     assert moved > 1e-6, "the second training changed the model's weights (an untrained model: exactly 0)"
     assert differs == 0.0, "trained again from the base weights with the same seed: the first run's weights"
     assert steps == int(re.search(r"first_steps=(\d+)", printed).group(1))
+
+
+QUICK_CHECKS = """
+import torch
+
+reused = finetuned_embeddings is validation_evaluator.kept_corpus[1]
+fresh = trainer.model.encode_document(test_evaluator.corpus, batch_size=64, convert_to_tensor=True)
+gap = float((finetuned_embeddings - fresh).abs().max())
+print(f"QUICK loss={type(loss).__name__} mini={loss.mini_batch_size} steps={trainer.state.global_step} "
+      f"reused={reused} gap={gap}")
+"""
+
+
+def test_quick_recipe_trains_on_length_sorted_mini_batches_and_reuses_the_last_validation(
+    tiny_model_dir: str, tmp_path: Path
+):
+    cells = read_notebook().cells
+    last = cells.index(code_cell_with("finetuned = evaluate_retrieval("))
+    parameters = {
+        "DATASET": str(FIXTURE_DATA),
+        "BASE_MODEL": tiny_model_dir,
+        "OUTPUT_DIR": str(tmp_path / "output"),
+        "RECIPE": "quick",
+        "TRAIN_BATCH_SIZE": 16,  # the fixture's 40 training rows hold no batch of 128; still two mini-batches of 8
+        "BOOTSTRAP_RESAMPLES": 200,
+    }
+    executed = execute_cells([*cells[: last + 1], nbformat.v4.new_code_cell(QUICK_CHECKS)], parameters, tmp_path)
+    printed = "".join(o.get("text", "") for o in executed[-1].get("outputs", []))
+    match = re.search(r"QUICK loss=(\S+) mini=(\d+) steps=(\d+) reused=(\S+) gap=(\S+)", printed)
+    assert match, printed
+    assert match.group(1) == "SortedMultipleNegativesRankingLoss" and match.group(2) == "8"
+    assert int(match.group(3)) >= 1, "it trained"
+    assert match.group(4) == "True", "one epoch: the model tested is the one validated last, its corpus reused"
+    assert float(match.group(5)) < 1e-5, "the reused embeddings are the tested model's own"
