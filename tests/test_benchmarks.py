@@ -491,6 +491,21 @@ VARIANT_ENDINGS = (  # the most telling first: a session that runs out of time h
 )
 
 
+def test_run_recipes_costs_times_the_three_recipes_on_the_grouped_split_on_length_sorted_batches(tmp_path: Path):
+    done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "costs", OUTPUT_ROOT=str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if line.startswith("benchmarks/run_full.py")]
+    expected = [
+        ("reference", "cost_reference_sorted8", "--mini-batch-size 8"),
+        ("improved", "cost_improved_epochs2", "--epochs 2"),
+        ("quick", "cost_quick", ""),
+    ]
+    assert len(commands) == len(expected)
+    for command, (recipe, label, ending) in zip(commands, expected, strict=True):
+        assert f"--split grouped --recipe {recipe} --seeds 1 --name grouped_cpu_{label} " in command
+        assert command.endswith(f"--output-dir {tmp_path}/runs/grouped_cpu_{label} {ending}".rstrip())
+
+
 def test_run_recipes_runs_jobs_at_a_time_with_the_note_and_options_in_every_run(tmp_path: Path):
     root = tmp_path / "runs"
     env = {"JOBS": "3", "NOTE": "3 at a time", "RUN_OPTIONS": "--mini-batch-size 128", "OUTPUT_ROOT": str(root)}
@@ -516,5 +531,5 @@ def test_run_recipes_names_the_runs_that_failed(tmp_path: Path):
 def test_run_recipes_checks_every_stage_before_running_any(tmp_path: Path):
     done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "recipes", "sweep")
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "unknown stage 'sweep': use recipes, anchor, variants or seeds\n"
+    assert done.stderr == "unknown stage 'sweep': use recipes, anchor, variants, seeds or costs\n"
     assert run_recipes_script(str(FIXTURE_DATA)).returncode == 2
