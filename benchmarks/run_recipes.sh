@@ -16,8 +16,9 @@
 #               learning rate (2e-4, 5e-5), loss directions, 6 epochs, the plain (uncached) loss
 #     seeds     2 more training seeds for the reference recipe on the reference split
 #     costs     the wall-time comparison, one run after another on one machine, grouped split, one seed each: the
-#               reference recipe on length-sorted mini-batches of 8 (as the other two are), the improved recipe cut
-#               to 2 epochs, and the quick recipe; with JOBS=1, so that each has the machine to itself
+#               reference recipe on length-sorted mini-batches of 8 (as the others are), the improved recipe cut to
+#               2 epochs, the quick recipe, then the improved recipe cut to 1 epoch; with JOBS=1, so that each has
+#               the machine to itself
 #   PRECISION (bf16, fp16 or fp32) overrides the machine's choice, e.g. fp16 on an H100 for what a T4 runs.
 #   JOBS runs up to N benchmarks at a time (default 1), each printing to OUTPUT_ROOT/<name>.log: a small model
 #   leaves a big GPU mostly idle, so several runs finish sooner together, but their times are then not those of a
@@ -119,6 +120,7 @@ for stage in "${stages[@]}"; do
         run grouped reference 1 cost_reference_sorted8 --mini-batch-size 8
         run grouped improved 1 cost_improved_epochs2 --epochs 2
         run grouped quick 1 cost_quick
+        run grouped improved 1 cost_improved_epochs1 --epochs 1
         ;;
     esac
 done

@@ -7,7 +7,8 @@ and, where the records keep per-query scores, a paired 95% bootstrap interval of
 reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first). A variant (a
 recipe with settings changed) is also compared, the same way, with its anchor: the row of the same recipe, split and
 corpus that differs from it in the fewest settings (for example the improved recipe without Matryoshka against the
-improved recipe).
+improved recipe). Last, each cost comparison: the runs that ``run_recipes.sh ... costs`` made one after another on
+one machine (records named ``<group>_cost_<label>_seed<S>``), each against the reference recipe's run among them.
 
     python benchmarks/summarize.py            # writes summary.json and summary.md, prints the table
     python benchmarks/summarize.py --check    # exits 1 if either is not what the records give
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -47,6 +49,16 @@ VARIANTS_HEADER = (
     "not how much another training seed could (for that, see the sd of the rows with several seeds). Choose on\n"
     "validation. Variants of the reference recipe itself are left to the table above.\n\n"
 )
+#: The heading and first lines of the third table of summary.md.
+COSTS_HEADER = (
+    "\n## Costs on one machine\n\n"
+    "Runs made one after another on one machine by `benchmarks/run_recipes.sh DATASET MODEL TAG costs` (records named\n"
+    "`<group>_cost_<label>_seed<S>`), so their times compare on equal terms. Each is set against the reference\n"
+    "recipe's run of its group: training time as a share of the reference's, and the paired 95% bootstrap interval\n"
+    "of test NDCG@10 minus the reference's, over the test questions (one training seed each).\n\n"
+)
+#: A cost comparison's record name: its group (split and machine tag) and its label.
+COST_NAME = re.compile(r"^(?P<group>.+?)_cost_(?P<label>.+?)(?:_seed\d+)?$")
 CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
 #: Resamples (and seed) of the paired bootstrap against the reference recipe.
 BOOTSTRAP_RESAMPLES = 10_000
@@ -140,7 +152,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for mode, scores in record["corpus_modes"].items():
             if scores is None:
                 continue
-            recipe = (parameters, record["run"].get("recipe"), record["run"].get("loss"))
+            recipe = _recipe_parts(record)
             key = (
                 recipe_of(*recipe),
                 parameters["split"],
@@ -276,6 +288,78 @@ def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> d
     return _paired_difference(row, reference) | {"reference_records": reference["records"]}
 
 
+def compare_costs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set each cost comparison's runs against its reference-recipe run: time share and paired test difference.
+
+    Args:
+        records: Benchmark records; those named ``<group>_cost_<label>[_seed<S>]`` are compared within their group.
+
+    Returns:
+        One row per cost record and corpus mode, in name order: ``group``, ``label``, ``recipe``, ``corpus``,
+        ``hardware``, ``training_seconds``, ``run_seconds`` (None for a resumed run), ``training_share`` (of the
+        reference run's training time), ``test_ndcg@10`` and ``vs_reference`` (``delta``, ``ci_low``,
+        ``ci_high``; None for the reference run itself or without per-query scores on both sides). Share and
+        interval are None in a group with no reference-recipe run.
+
+    Raises:
+        ValueError: If a group holds more than one reference-recipe run (which one to compare with is unclear).
+    """
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
+        match = COST_NAME.match(record["benchmark"]["name"])
+        if match:
+            groups.setdefault(match["group"], []).append((match["label"], record))
+    rows = []
+    for group, members in groups.items():
+        references = [record for _, record in members if read_recipe(*_recipe_parts(record))[0] == "reference"]
+        if len(references) > 1:
+            names = ", ".join(record["benchmark"]["name"] for record in references)
+            raise ValueError(f"cost comparison '{group}' has {len(references)} reference-recipe runs ({names})")
+        reference = references[0] if references else None
+        for label, record in members:
+            for mode, scores in record["corpus_modes"].items():
+                if scores is not None:
+                    row = _cost_row(record, mode, reference)
+                    rows.append({"group": group, "label": label} | row)
+    return rows
+
+
+def _cost_row(record: dict[str, Any], mode: str, reference: dict[str, Any] | None) -> dict[str, Any]:
+    """One record's row of :func:`compare_costs` in one corpus mode, against its group's reference run if any."""
+    scores = record["corpus_modes"][mode]
+    wall = record["benchmark"]["wall_seconds"]
+    # a resumed run's times cover only the part after its checkpoint: not comparable
+    training = None if record["run"]["resumed_from"] else record["run"]["training_seconds"]
+    row = {
+        "recipe": recipe_of(*_recipe_parts(record)),
+        "corpus": CORPUS_NAMES[mode],
+        "hardware": hardware_of(record),
+        "training_seconds": training,
+        "run_seconds": None if training is None else wall["notebook"] or wall["pipeline"],
+        "training_share": None,
+        "test_ndcg@10": scores["finetuned"]["test_cosine_ndcg@10"],
+        "vs_reference": None,
+    }
+    other = None if reference is None else reference["corpus_modes"].get(mode)
+    if other is None:
+        return row
+    if training is not None and not reference["run"]["resumed_from"]:
+        row["training_share"] = round(training / reference["run"]["training_seconds"], 2)
+    mine, theirs = scores.get("per_query"), other.get("per_query")
+    if record is not reference and mine and theirs and set(mine["finetuned"]) == set(theirs["finetuned"]):
+        row["vs_reference"] = _paired_difference({"_per_query": mine["finetuned"]}, {"_per_query": theirs["finetuned"]})
+    return row
+
+
+def _recipe_parts(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """A record's ``run.parameters``, ``run.recipe`` and ``run.loss``: what :func:`read_recipe` takes."""
+    return record["run"]["parameters"], record["run"].get("recipe"), record["run"].get("loss")
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render the summary rows as a markdown table."""
     lines = [
@@ -283,9 +367,6 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         "| vs reference recipe (paired 95% CI) | training s | whole run s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-
-    def seconds(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.0f}"
 
     for row in rows:
         sd = "" if row["test_ndcg@10_sd"] is None else f" +- {row['test_ndcg@10_sd']:.4f}"
@@ -296,7 +377,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['recipe']} | {row['split']} | {row['text_key']} | {row['corpus']} | {row['hardware']} | "
             f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f}{sd} | {paired} | "
-            f"{seconds(row['training_seconds_mean'])} | {seconds(row['run_seconds_mean'])} |"
+            f"{_seconds(row['training_seconds_mean'])} | {_seconds(row['run_seconds_mean'])} |"
         )
     return "\n".join(lines)
 
@@ -321,7 +402,26 @@ def variants_to_markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['recipe']} | {versus['anchor']} | {row['split']} | {row['corpus']} | {row['hardware']} | "
             f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f} | "
             f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}] | "
-            f"{'n/a' if training is None else f'{training:.0f}'} |"
+            f"{_seconds(training)} |"
+        )
+    return "\n".join(lines)
+
+
+def costs_to_markdown(rows: list[dict[str, Any]]) -> str:
+    """Render :func:`compare_costs`'s rows as a markdown table."""
+    lines = [
+        "| group | run | recipe | corpus | hardware | training s | share of the reference's | whole run s "
+        "| test NDCG@10 | vs reference run (paired 95% CI) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        share = "" if row["training_share"] is None else f"{row['training_share']:.2f}"
+        versus = row["vs_reference"]
+        paired = "" if versus is None else f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
+        lines.append(
+            f"| {row['group']} | {row['label']} | {row['recipe']} | {row['corpus']} | {row['hardware']} | "
+            f"{_seconds(row['training_seconds'])} | {share} | {_seconds(row['run_seconds'])} | "
+            f"{row['test_ndcg@10']:.4f} | {paired} |"
         )
     return "\n".join(lines)
 
@@ -336,9 +436,22 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = summarize(records)
     table = to_markdown(rows)
+    try:
+        costs = compare_costs(records)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     texts = {
         SUMMARY: json.dumps(rows, indent=2, ensure_ascii=False) + "\n",
-        SUMMARY_MARKDOWN: MARKDOWN_HEADER + table + "\n" + VARIANTS_HEADER + variants_to_markdown(rows) + "\n",
+        SUMMARY_MARKDOWN: MARKDOWN_HEADER
+        + table
+        + "\n"
+        + VARIANTS_HEADER
+        + variants_to_markdown(rows)
+        + "\n"
+        + COSTS_HEADER
+        + costs_to_markdown(costs)
+        + "\n",
     }
     if args.check:
         stale = [path.name for path, text in texts.items() if not path.is_file() or path.read_text("utf-8") != text]

@@ -325,6 +325,11 @@ def improved_settings() -> dict:
     return {"recipe": "improved", "epochs": 10, "train_batch_size": 256, "learning_rate": 1e-4}
 
 
+def quick_settings() -> dict:
+    quick = summarize.RECIPES["quick"].as_dict()
+    return {"recipe": "quick"} | {key: quick[key] for key in summarize.RECIPE_SETTINGS}
+
+
 def test_summarize_compares_a_variant_with_the_closest_run_of_its_recipe():
     queries = [f"q{i}" for i in range(200)]
     anchor_scores = {q: 0.6 for q in queries}
@@ -365,6 +370,40 @@ def test_summarize_prefers_an_anchor_on_the_same_kind_of_batches():
     rows = summarize.summarize([unsorted_anchor, sorted_anchor, variant])
     (versus,) = [row["vs_anchor"] for row in rows if row["vs_anchor"] is not None]
     assert versus["anchor"] == "improved, length-sorted batches" and versus["anchor_records"] == ["imp_sorted"]
+
+
+def test_summarize_sets_each_cost_run_against_the_reference_run_of_its_group():
+    queries = [f"q{i}" for i in range(200)]
+    reference_scores = {q: 0.5 for q in queries}
+    improved_scores = {q: 0.5 + (0.2 if i % 2 else 0.0) for i, q in enumerate(queries)}  # +0.1 on average
+    records = [
+        fake_record("grouped_cpu_cost_reference_seed42", 42, 0.5, 2000, per_query=reference_scores),
+        fake_record("grouped_cpu_cost_improved_seed42", 42, 0.6, 500, per_query=improved_scores, **improved_settings()),
+        fake_record("grouped_cpu_cost_quick_seed42", 42, 0.55, 300, **quick_settings()),  # no per-query scores
+        fake_record("other_cost_improved_seed42", 42, 0.6, 400, **improved_settings()),  # a group with no reference
+        fake_record("grouped_cpu_improved_seed42", 42, 0.6, 100, **improved_settings()),  # not a cost run
+    ]
+    rows = {(row["group"], row["label"]): row for row in summarize.compare_costs(records)}
+    assert sorted(rows) == [
+        ("grouped_cpu", "improved"),
+        ("grouped_cpu", "quick"),
+        ("grouped_cpu", "reference"),
+        ("other", "improved"),
+    ]
+    reference, improved = rows[("grouped_cpu", "reference")], rows[("grouped_cpu", "improved")]
+    assert reference["training_share"] == 1.0 and reference["vs_reference"] is None
+    assert improved["training_share"] == 0.25 and improved["run_seconds"] == 550 and improved["recipe"] == "improved"
+    assert improved["vs_reference"]["delta"] == pytest.approx(0.1)
+    assert 0.05 < improved["vs_reference"]["ci_low"] < 0.1 < improved["vs_reference"]["ci_high"] < 0.15
+    quick = rows[("grouped_cpu", "quick")]
+    assert quick["training_share"] == 0.15 and quick["vs_reference"] is None, "no per-query scores: no interval"
+    assert rows[("other", "improved")]["training_share"] is None, "nothing to compare with in its group"
+    table = summarize.costs_to_markdown(list(rows.values()))
+    assert "| grouped_cpu | improved | improved | dedup | GPU, bf16 | 500 | 0.25 | 550 | 0.6000 | +0.1000 [" in table
+
+    twice = [*records, fake_record("grouped_cpu_cost_reference2_seed42", 42, 0.5, 1900)]
+    with pytest.raises(ValueError, match="'grouped_cpu' has 2 reference-recipe runs"):
+        summarize.compare_costs(twice)
 
 
 def test_run_full_seeds_write_one_record_each_and_skip_the_ones_done(tmp_path: Path, monkeypatch, capsys):
@@ -491,7 +530,7 @@ VARIANT_ENDINGS = (  # the most telling first: a session that runs out of time h
 )
 
 
-def test_run_recipes_costs_times_the_three_recipes_on_the_grouped_split_on_length_sorted_batches(tmp_path: Path):
+def test_run_recipes_costs_times_the_recipes_on_the_grouped_split_on_length_sorted_batches(tmp_path: Path):
     done = run_recipes_script(str(FIXTURE_DATA), str(tmp_path), "cpu", "costs", OUTPUT_ROOT=str(tmp_path / "runs"))
     assert done.returncode == 0, done.stderr
     commands = [line for line in done.stdout.splitlines() if line.startswith("benchmarks/run_full.py")]
@@ -499,6 +538,7 @@ def test_run_recipes_costs_times_the_three_recipes_on_the_grouped_split_on_lengt
         ("reference", "cost_reference_sorted8", "--mini-batch-size 8"),
         ("improved", "cost_improved_epochs2", "--epochs 2"),
         ("quick", "cost_quick", ""),
+        ("improved", "cost_improved_epochs1", "--epochs 1"),
     ]
     assert len(commands) == len(expected)
     for command, (recipe, label, ending) in zip(commands, expected, strict=True):
