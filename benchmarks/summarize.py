@@ -360,70 +360,99 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+def _interval(versus: dict[str, float]) -> str:
+    return f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
+
+
+def _validation(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _table(columns: list[str], cells: list[list[str]]) -> str:
+    """A markdown table of ``columns`` over the rows of ``cells``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render the summary rows as a markdown table."""
-    lines = [
-        "| recipe | split | text key | corpus | hardware | seeds | best validation NDCG@10 | test NDCG@10 (mean +- sd) "
-        "| vs reference recipe (paired 95% CI) | training s | whole run s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-
+    columns = ["recipe", "split", "text key", "corpus", "hardware", "seeds", "best validation NDCG@10"]
+    columns += ["test NDCG@10 (mean +- sd)", "vs reference recipe (paired 95% CI)", "training s", "whole run s"]
+    cells = []
     for row in rows:
         sd = "" if row["test_ndcg@10_sd"] is None else f" +- {row['test_ndcg@10_sd']:.4f}"
         versus = row["vs_reference"]
-        paired = "" if versus is None else f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
-        validation = row["best_validation_ndcg@10_mean"]
-        validation = "n/a" if validation is None else f"{validation:.4f}"
-        lines.append(
-            f"| {row['recipe']} | {row['split']} | {row['text_key']} | {row['corpus']} | {row['hardware']} | "
-            f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f}{sd} | {paired} | "
-            f"{_seconds(row['training_seconds_mean'])} | {_seconds(row['run_seconds_mean'])} |"
+        cells.append(
+            [
+                row["recipe"],
+                row["split"],
+                row["text_key"],
+                row["corpus"],
+                row["hardware"],
+                str(row["n_seeds"]),
+                _validation(row["best_validation_ndcg@10_mean"]),
+                f"{row['test_ndcg@10_mean']:.4f}{sd}",
+                "" if versus is None else _interval(versus),
+                _seconds(row["training_seconds_mean"]),
+                _seconds(row["run_seconds_mean"]),
+            ]
         )
-    return "\n".join(lines)
+    return _table(columns, cells)
 
 
 def variants_to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render the rows that have an anchor as a markdown table of each variant against it."""
-    lines = [
-        "| variant | anchor | split | corpus | hardware | seeds | best validation NDCG@10 (vs anchor) "
-        "| test NDCG@10 | vs anchor (paired 95% CI) | training s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = ["variant", "anchor", "split", "corpus", "hardware", "seeds", "best validation NDCG@10 (vs anchor)"]
+    columns += ["test NDCG@10", "vs anchor (paired 95% CI)", "training s"]
+    cells = []
     for row in rows:
         versus = row["vs_anchor"]
         if versus is None:
             continue
-        validation = row["best_validation_ndcg@10_mean"]
-        validation = "n/a" if validation is None else f"{validation:.4f}"
+        validation = _validation(row["best_validation_ndcg@10_mean"])
         if versus["validation_delta"] is not None:
             validation += f" ({versus['validation_delta']:+.4f})"
-        training = row["training_seconds_mean"]
-        lines.append(
-            f"| {row['recipe']} | {versus['anchor']} | {row['split']} | {row['corpus']} | {row['hardware']} | "
-            f"{row['n_seeds']} | {validation} | {row['test_ndcg@10_mean']:.4f} | "
-            f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}] | "
-            f"{_seconds(training)} |"
+        cells.append(
+            [
+                row["recipe"],
+                versus["anchor"],
+                row["split"],
+                row["corpus"],
+                row["hardware"],
+                str(row["n_seeds"]),
+                validation,
+                f"{row['test_ndcg@10_mean']:.4f}",
+                _interval(versus),
+                _seconds(row["training_seconds_mean"]),
+            ]
         )
-    return "\n".join(lines)
+    return _table(columns, cells)
 
 
 def costs_to_markdown(rows: list[dict[str, Any]]) -> str:
     """Render :func:`compare_costs`'s rows as a markdown table."""
-    lines = [
-        "| group | run | recipe | corpus | hardware | training s | share of the reference's | whole run s "
-        "| test NDCG@10 | vs reference run (paired 95% CI) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = ["group", "run", "recipe", "corpus", "hardware", "training s", "share of the reference's"]
+    columns += ["whole run s", "test NDCG@10", "vs reference run (paired 95% CI)"]
+    cells = []
     for row in rows:
         share = "" if row["training_share"] is None else f"{row['training_share']:.2f}"
         versus = row["vs_reference"]
-        paired = "" if versus is None else f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
-        lines.append(
-            f"| {row['group']} | {row['label']} | {row['recipe']} | {row['corpus']} | {row['hardware']} | "
-            f"{_seconds(row['training_seconds'])} | {share} | {_seconds(row['run_seconds'])} | "
-            f"{row['test_ndcg@10']:.4f} | {paired} |"
+        cells.append(
+            [
+                row["group"],
+                row["label"],
+                row["recipe"],
+                row["corpus"],
+                row["hardware"],
+                _seconds(row["training_seconds"]),
+                share,
+                _seconds(row["run_seconds"]),
+                f"{row['test_ndcg@10']:.4f}",
+                "" if versus is None else _interval(versus),
+            ]
         )
-    return "\n".join(lines)
+    return _table(columns, cells)
 
 
 def main(argv: list[str] | None = None) -> int:
