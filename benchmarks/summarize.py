@@ -205,11 +205,11 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _paired_difference(row: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
-    """Mean per-query difference ``row`` minus ``other`` and its paired 95% bootstrap interval, to 4 decimals."""
-    queries = sorted(row["_per_query"])
-    before = [other["_per_query"][qid] for qid in queries]
-    after = [row["_per_query"][qid] for qid in queries]
+def _paired_difference(scores: dict[str, float], other: dict[str, float]) -> dict[str, float]:
+    """Mean per-query difference ``scores`` minus ``other`` and its paired 95% bootstrap interval, to 4 decimals."""
+    queries = sorted(scores)
+    before = [other[qid] for qid in queries]
+    after = [scores[qid] for qid in queries]
     low, high = paired_bootstrap_ci(before, after, n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
     return {
         "delta": round(statistics.fmean(after) - statistics.fmean(before), 4),
@@ -258,7 +258,7 @@ def compare_with_anchor(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict
         return None
     anchor = candidates[0]
     validation = (row["best_validation_ndcg@10_mean"], anchor["best_validation_ndcg@10_mean"])
-    return _paired_difference(row, anchor) | {
+    return _paired_difference(row["_per_query"], anchor["_per_query"]) | {
         "anchor": anchor["recipe"],
         "anchor_records": anchor["records"],
         "validation_delta": None if None in validation else round(validation[0] - validation[1], 4),
@@ -285,7 +285,7 @@ def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> d
     if not candidates or set(candidates[0]["_per_query"]) != set(row["_per_query"]):
         return None
     reference = candidates[0]
-    return _paired_difference(row, reference) | {"reference_records": reference["records"]}
+    return _paired_difference(row["_per_query"], reference["_per_query"]) | {"reference_records": reference["records"]}
 
 
 def compare_costs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -347,7 +347,7 @@ def _cost_row(record: dict[str, Any], mode: str, reference: dict[str, Any] | Non
         row["training_share"] = round(training / reference["run"]["training_seconds"], 2)
     mine, theirs = scores.get("per_query"), other.get("per_query")
     if record is not reference and mine and theirs and set(mine["finetuned"]) == set(theirs["finetuned"]):
-        row["vs_reference"] = _paired_difference({"_per_query": mine["finetuned"]}, {"_per_query": theirs["finetuned"]})
+        row["vs_reference"] = _paired_difference(mine["finetuned"], theirs["finetuned"])
     return row
 
 
