@@ -1,9 +1,9 @@
-"""Helpers for fine-tuning a sentence-transformers embedding model for RAG retrieval.
+"""Helpers for fine-tuning a sentence-transformers embedding model for RAG retrieval: what the libraries lack.
 
 Layers, lowest first (a module only imports the ones above it in this list):
-``data`` -> ``split`` -> ``evaluation``, ``stats`` -> ``losses``, ``training`` -> ``report`` -> ``config``,
-``pipeline`` (``cli`` is only for ``python -m ft_helpers``). ``losses`` imports sentence-transformers when it is
-imported, so it is not imported here: ``training.build_loss`` imports it when a recipe needs it.
+``data`` -> ``split`` -> ``evaluation``, ``stats``, ``provenance`` -> ``training``, ``losses`` -> ``report`` ->
+``config`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``losses`` and ``workflow`` import
+sentence-transformers when they are imported, so they are not imported here.
 """
 
 from .config import RECIPES, Recipe, RunConfig
@@ -12,17 +12,17 @@ from .evaluation import (
     PER_QUERY_METRICS,
     IRInputs,
     RetrievalResult,
-    build_ir_evaluator,
     build_ir_inputs,
-    encode_corpus,
+    check_evaluation_sizes,
     evaluate_retrieval,
     headline_metrics,
     score_dimensions,
     score_rankings,
 )
-from .pipeline import collect_results, run_pipeline
+from .provenance import collect_environment, collect_provenance, describe_data
 from .report import (
     HEADLINE_METRICS,
+    add_results_to_model_card,
     build_comparison_table,
     find_rank_changes,
     format_rank_change,
@@ -42,30 +42,23 @@ from .split import (
 )
 from .stats import compare_per_query, paired_bootstrap_ci, paired_permutation_pvalue
 from .training import (
-    LOSSES,
-    PRECISIONS,
     HardwareSettings,
-    add_hard_negatives,
-    build_loss,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
     chunk_passage,
-    collect_environment,
     count_truncated,
     detect_hardware,
-    load_base_model,
-    name_loss,
     pick_embedding_sizes,
+    read_validation_curve,
+    show_compact_progress,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "HEADLINE_METRICS",
-    "LOSSES",
     "PER_QUERY_METRICS",
-    "PRECISIONS",
     "RECIPES",
     "HardwareSettings",
     "IRInputs",
@@ -73,30 +66,27 @@ __all__ = [
     "Recipe",
     "RetrievalResult",
     "RunConfig",
-    "add_hard_negatives",
+    "add_results_to_model_card",
     "add_test_set",
     "build_comparison_table",
-    "build_ir_evaluator",
     "build_ir_inputs",
-    "build_loss",
     "build_pair_dataset",
     "check_batch_size",
+    "check_evaluation_sizes",
     "check_model_reference",
     "chunk_passage",
     "collect_environment",
-    "collect_results",
+    "collect_provenance",
     "compare_per_query",
     "count_truncated",
+    "describe_data",
     "detect_hardware",
-    "encode_corpus",
     "evaluate_retrieval",
     "find_linked_groups",
     "find_rank_changes",
     "format_rank_change",
     "headline_metrics",
-    "load_base_model",
     "load_qa_pairs",
-    "name_loss",
     "normalize_text",
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",
@@ -105,11 +95,12 @@ __all__ = [
     "plot_dimensions",
     "plot_training_curve",
     "read_table",
+    "read_validation_curve",
     "report_leakage",
-    "run_pipeline",
     "save_results",
     "score_dimensions",
     "score_rankings",
+    "show_compact_progress",
     "split_grouped",
     "split_qa_pairs",
     "split_reference",

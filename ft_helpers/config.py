@@ -1,10 +1,14 @@
-"""The run's parameters and their defaults, in one place (the notebook's parameters cell mirrors them)."""
+"""The run's parameters, their help and their defaults, in one place.
+
+:class:`RunConfig` has one field per parameter of the notebook's parameters cell (``epochs`` is ``EPOCHS``
+there) and per option of ``python -m ft_helpers run`` (``--epochs``); each field carries its own help text
+and choices, from which the command line is built. :data:`RECIPES` holds the training recipes as data.
+"""
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .split import SPLIT_STRATEGIES
@@ -19,141 +23,157 @@ class Recipe:
 
     Attributes:
         name: Its key in :data:`RECIPES`.
-        loss: One of :data:`~ft_helpers.training.LOSSES`, e.g. ``"MultipleNegativesRankingLoss"`` or
-            ``"CachedMultipleNegativesRankingLoss"``.
         epochs: Training epochs (the best one on validation is kept).
         train_batch_size: Question/passage pairs per batch: each question meets ``train_batch_size - 1`` negatives.
         learning_rate: Peak learning rate (10% warm-up, cosine decay).
-        max_train_samples: Train on a seeded subset of this many rows (None: all).
-        mini_batch_size: Pairs embedded at a time by a cached loss, whose memory follows this, not the batch
-            size. With a plain loss, None embeds the whole batch at once and a number embeds it in mini-batches
-            of texts of similar length, each padded only to its own longest: the same loss, less padding to embed.
-        matryoshka_dims: Train with ``MatryoshkaLoss`` at these embedding sizes, largest first (None: off), so
+        mini_batch_size: Train with ``CachedMultipleNegativesRankingLoss`` embedding this many pairs at a time, so
+            memory follows it rather than the batch (None: ``MultipleNegativesRankingLoss``, the whole batch at once).
+        matryoshka_dims: Wrap the loss in ``MatryoshkaLoss`` at these embedding sizes, largest first (None: off), so
             the first 256, 128 or 64 numbers of an embedding work as a smaller embedding.
-        directions: What the loss ranks: ``"query_to_doc"`` (each question against the batch's passages) plus,
-            optionally, ``"doc_to_query"``, ``"query_to_query"``, ``"doc_to_doc"`` (see
-            ``MultipleNegativesRankingLoss``); one softmax over all of them.
-        hard_negatives: Passages mined per training pair with the base model as extra negatives (0: none); see
-            :func:`~ft_helpers.training.add_hard_negatives`.
+        max_train_samples: Train on a seeded subset of this many rows (None: all).
     """
 
     name: str
-    loss: str
     epochs: int
     train_batch_size: int
     learning_rate: float
-    max_train_samples: int | None = None
     mini_batch_size: int | None = None
     matryoshka_dims: tuple[int, ...] | None = None
-    directions: tuple[str, ...] = ("query_to_doc",)
-    hard_negatives: int = 0
+    max_train_samples: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the recipe as a plain dict (for ``results.json``)."""
-        sizes = list(self.matryoshka_dims) if self.matryoshka_dims else None
-        return asdict(self) | {"matryoshka_dims": sizes, "directions": list(self.directions)}
+    @property
+    def loss_name(self) -> str:
+        """Name the loss this recipe trains with, e.g. ``"MatryoshkaLoss(CachedMultipleNegativesRankingLoss)"``."""
+        inner = "CachedMultipleNegativesRankingLoss" if self.mini_batch_size else "MultipleNegativesRankingLoss"
+        return f"MatryoshkaLoss({inner})" if self.matryoshka_dims else inner
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> Recipe:
-        """Rebuild a recipe from :meth:`as_dict` (as ``results.json`` keeps it)."""
-        sizes = values.get("matryoshka_dims")
-        directions = tuple(values.get("directions", ("query_to_doc",)))
-        return cls(**{**values, "matryoshka_dims": tuple(sizes) if sizes else None, "directions": directions})
+    def describe(self) -> str:
+        """Say in one line what the recipe trains, generated from its fields."""
+        loss = "CachedMultipleNegativesRankingLoss" if self.mini_batch_size else "MultipleNegativesRankingLoss"
+        if self.mini_batch_size:
+            loss += f" (mini-batches of {self.mini_batch_size})"
+        if self.matryoshka_dims:
+            loss += f" in MatryoshkaLoss ({'/'.join(map(str, self.matryoshka_dims))})"
+        rows = f", {self.max_train_samples:,} training rows" if self.max_train_samples else ""
+        epochs = "1 epoch" if self.epochs == 1 else f"{self.epochs} epochs"
+        return f"{loss}, batch {self.train_batch_size}, learning rate {self.learning_rate:g}, {epochs}{rows}"
 
 
 #: The recipes RECIPE / --recipe can name.
 RECIPES = {
-    # the reference notebook's settings: 31 in-batch negatives per question
-    "reference": Recipe("reference", "MultipleNegativesRankingLoss", epochs=6, train_batch_size=32, learning_rate=2e-5),
-    # 255 in-batch negatives per question, embedded 32 at a time; a higher rate for the larger batch; Matryoshka
+    # The reference notebook's settings: 31 in-batch negatives per question.
+    "reference": Recipe("reference", epochs=6, train_batch_size=32, learning_rate=2e-5),
+    # 255 in-batch negatives per question, embedded 32 at a time so a T4 holds them; a higher rate for the larger
+    # batch; Matryoshka, so that cut-down embeddings keep working.
     "improved": Recipe(
         "improved",
-        "CachedMultipleNegativesRankingLoss",
         epochs=10,
         train_batch_size=256,
         learning_rate=1e-4,
         mini_batch_size=32,
         matryoshka_dims=(384, 256, 128, 64),
     ),
-    # a try-out on a CPU: one epoch, at a rate that makes the most of so few steps, each batch embedded in
-    # length-sorted mini-batches of 8 (the same loss, far less padding: on a CPU, time follows the tokens embedded)
-    "quick": Recipe(
-        "quick",
-        "MultipleNegativesRankingLoss",
-        epochs=1,
-        train_batch_size=128,
-        learning_rate=2e-4,
-        mini_batch_size=8,
-    ),
+    # A try-out on a CPU: one epoch over all rows, at a rate that makes the most of so few steps.
+    "quick": Recipe("quick", epochs=1, train_batch_size=128, learning_rate=2e-4),
 }
 
-#: The settings a run may take from its recipe (a parameter left at None) or set itself.
+#: What RECIPE = "auto" picks: the improved recipe on a CUDA GPU, the quick one elsewhere.
+AUTO_RECIPES = {"cuda": "improved", "other": "quick"}
+
+#: The recipe settings a run may set itself (None: the recipe's).
 RECIPE_SETTINGS = ("epochs", "train_batch_size", "learning_rate", "max_train_samples")
 
-#: What each parameter means, for ``--help`` (the command line) and readers of ``results.json``.
-PARAMETER_HELP = {
-    "dataset": "Hugging Face Hub dataset id, or a local .csv, .json (records), .jsonl or .parquet file with one "
-    "question and the passage that answers it per row.",
-    "test_dataset": "A separate file of held-out question/passage pairs to test on (same columns); DATASET is then "
-    "split into train and validation only, and its rows that share a question or passage with this file are left "
-    "out (None: test on a split of DATASET).",
-    "question_column": "Column that holds the questions.",
-    "context_column": "Column that holds the passages (contexts) that answer them.",
-    "base_model": "The model to fine-tune: a Hugging Face Hub id, or a local folder written by "
-    "SentenceTransformer.save().",
-    "output_dir": "Folder for the fine-tuned model (model/), the evaluation files (eval/), comparison.png, "
-    "training.png, dimensions.png and results.json (written last).",
-    "recipe": "'improved' (the default): 255 negatives per question with the cached loss (batch 256, mini-batches "
-    "of 32, learning rate 1e-4, 10 epochs) and Matryoshka embedding sizes 384/256/128/64; 'reference': the "
-    "reference notebook's settings (MultipleNegativesRankingLoss, batch 32, learning rate 2e-5, 6 epochs); "
-    "'quick': a CPU try-out (1 epoch, batch 128 embedded in length-sorted mini-batches of 8, learning rate 2e-4).",
-    "epochs": "Training epochs; the epoch with the best validation NDCG@10 is kept (None: the recipe's).",
-    "train_batch_size": "Question/passage pairs per batch; each question's other passages in the batch are its "
-    "negatives, so bigger batches give more (None: the recipe's).",
-    "learning_rate": "Peak learning rate, reached after 10% warm-up and decayed along a cosine (None: the recipe's).",
-    "max_train_samples": "Train on a seeded subset of this many rows, for a shorter run; validation and test are "
-    "never reduced (None: the recipe's, all rows).",
-    "seed": "Seed of the split (and of training, unless TRAINING_SEED is set).",
-    "training_seed": "Seed of the training subset and of training alone (None: SEED); change it to see how much "
-    "scores vary from one training run to the next on the same split.",
-    "split": "'grouped': no passage or question (nor a variant differing only in case, punctuation or spacing) in "
-    "two of train/validation/test; 'reference': the reference notebook's random split, which leaks.",
-    "group_column": "With the grouped split, also keep equal values of this column (e.g. ticker) in one split, to "
-    "test on unseen groups (None: off).",
-    "deduplicate_corpus": "Score against one document per distinct passage, so duplicate passages cannot tie "
-    "(--no-deduplicate-corpus: one per row, as the reference).",
-    "eval_batch_size": "Encoding batch size of the evaluation.",
-    "bootstrap_resamples": "Resamples of the paired bootstrap interval and the permutation test (at least 100).",
-}
+
+def _recipe_help() -> str:
+    listed = "; ".join(f"'{name}': {recipe.describe()}" for name, recipe in RECIPES.items())
+    return (
+        f"Training settings: 'auto' picks '{AUTO_RECIPES['cuda']}' on a CUDA GPU and '{AUTO_RECIPES['other']}' "
+        f"elsewhere; {listed}."
+    )
 
 
-@dataclass
+def _parameter(default: Any, text: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": text, "choices": choices})
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything a fine-tuning run can be told; the defaults train the improved recipe on the grouped split.
+    """Everything a fine-tuning run can be told; each field's ``metadata["help"]`` says what it means.
 
-    One field per parameter of the notebook's parameters cell (``epochs`` is ``EPOCHS`` there) and per
-    option of ``python -m ft_helpers run`` (``--epochs``); :data:`PARAMETER_HELP` says what each means.
-    The settings of :data:`RECIPE_SETTINGS` left at None come from the recipe: see :meth:`resolved`.
+    The settings of :data:`RECIPE_SETTINGS` left at None come from the recipe: see :meth:`training_recipe`.
     """
 
-    dataset: str = "philschmid/finanical-rag-embedding-dataset"
-    test_dataset: str | None = None
-    question_column: str = "question"
-    context_column: str = "context"
-    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    output_dir: str = "output/all-MiniLM-L6-v2-financial"
-    recipe: str = "improved"
-    epochs: int | None = None
-    train_batch_size: int | None = None
-    learning_rate: float | None = None
-    max_train_samples: int | None = None
-    seed: int = 42
-    training_seed: int | None = None
-    split: str = "grouped"
-    group_column: str | None = None
-    deduplicate_corpus: bool = True
-    eval_batch_size: int = 64
-    bootstrap_resamples: int = 10_000
+    dataset: str = _parameter(
+        "philschmid/finanical-rag-embedding-dataset",
+        "Hugging Face Hub dataset id, or a local .csv, .json (records), .jsonl or .parquet file with one question "
+        "and the passage that answers it per row.",
+    )
+    test_dataset: str | None = _parameter(
+        None,
+        "A separate file of held-out question/passage pairs to test on (same columns); DATASET is then split into "
+        "train and validation only, and its rows that share a question or passage with this file are left out "
+        "(None: test on a split of DATASET).",
+    )
+    question_column: str = _parameter("question", "Column that holds the questions.")
+    context_column: str = _parameter("context", "Column that holds the passages (contexts) that answer them.")
+    base_model: str = _parameter(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "The model to fine-tune: a Hugging Face Hub id, or a local folder written by SentenceTransformer.save().",
+    )
+    output_dir: str = _parameter(
+        "output/all-MiniLM-L6-v2-financial",
+        "Folder for the fine-tuned model (model/), the evaluation files (eval/), the plots and results.json "
+        "(written last).",
+    )
+    recipe: str = _parameter("auto", _recipe_help(), choices=("auto", *RECIPES))
+    epochs: int | None = _parameter(
+        None, "Training epochs; the epoch with the best validation NDCG@10 is kept (None: the recipe's)."
+    )
+    train_batch_size: int | None = _parameter(
+        None,
+        "Question/passage pairs per batch; each question's other passages in the batch are its negatives, so "
+        "bigger batches give more (None: the recipe's).",
+    )
+    learning_rate: float | None = _parameter(
+        None, "Peak learning rate, reached after 10% warm-up and decayed along a cosine (None: the recipe's)."
+    )
+    max_train_samples: int | None = _parameter(
+        None,
+        "Train on a seeded subset of this many rows, for a shorter run; validation and test are never reduced "
+        "(None: all rows).",
+    )
+    sort_by_length: bool = _parameter(
+        True,
+        "Embed each batch in pieces of texts of similar length (ft_helpers.losses), so each piece carries little "
+        "padding: the same loss, several times faster on a CPU (--no-sort-by-length: sentence-transformers' own "
+        "loss classes).",
+    )
+    seed: int = _parameter(42, "Seed of the split (and of training, unless TRAINING_SEED is set).")
+    training_seed: int | None = _parameter(
+        None,
+        "Seed of the training subset and of training alone (None: SEED); change it to see how much scores vary "
+        "from one training run to the next on the same split.",
+    )
+    split: str = _parameter(
+        "grouped",
+        "'grouped': no passage or question (nor a variant differing only in case, punctuation or spacing) in two "
+        "of train/validation/test; 'reference': the reference notebook's random split, which leaks.",
+        choices=SPLIT_STRATEGIES,
+    )
+    group_column: str | None = _parameter(
+        None,
+        "With the grouped split, also keep equal values of this column (e.g. ticker) in one split, to test on "
+        "unseen groups (None: off).",
+    )
+    deduplicate_corpus: bool = _parameter(
+        True,
+        "Score against one document per distinct passage, so duplicate passages cannot tie "
+        "(--no-deduplicate-corpus: one per row, as the reference).",
+    )
+    eval_batch_size: int = _parameter(64, "Encoding batch size of the evaluation.")
+    bootstrap_resamples: int = _parameter(
+        10_000, "Resamples of the paired bootstrap interval and the permutation test (at least 100)."
+    )
 
     def validate(self) -> None:
         """Check every parameter's type and range, before anything is loaded or trained.
@@ -177,8 +197,11 @@ class RunConfig:
                 raise ValueError(f"{name.upper()} must be a non-empty text, got {value!r}.")
         if self.question_column == self.context_column:
             raise ValueError(f"QUESTION_COLUMN and CONTEXT_COLUMN must differ (both are {self.question_column!r}).")
-        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
-            raise ValueError(f"RECIPE must be one of {', '.join(map(repr, RECIPES))}, got {self.recipe!r}.")
+        for name in ("recipe", "split"):
+            choices = self.choices(name)
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name.upper()} must be one of {', '.join(map(repr, choices))}, got "
+                                 f"{getattr(self, name)!r}.")  # fmt: skip
         whole("epochs", self.epochs, 1, allow_none=True)
         whole("train_batch_size", self.train_batch_size, 2, allow_none=True)  # in-batch negatives need a second pair
         whole("max_train_samples", self.max_train_samples, 2, allow_none=True)
@@ -189,8 +212,6 @@ class RunConfig:
         rate = self.learning_rate
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < 1):
             raise ValueError(f"LEARNING_RATE must be a number between 0 and 1 (e.g. 2e-5) or None, got {rate!r}.")
-        if self.split not in SPLIT_STRATEGIES:
-            raise ValueError(f"SPLIT must be one of {', '.join(map(repr, SPLIT_STRATEGIES))}, got {self.split!r}.")
         if self.test_dataset is not None:
             if not isinstance(self.test_dataset, str) or not self.test_dataset.strip():
                 raise ValueError(f"TEST_DATASET must be a file, a Hub id or None, got {self.test_dataset!r}.")
@@ -201,57 +222,49 @@ class RunConfig:
                 raise ValueError(f"GROUP_COLUMN must be a column name or None, got {self.group_column!r}.")
             if self.split != "grouped":
                 raise ValueError("GROUP_COLUMN only applies to SPLIT = 'grouped'; set it to None.")
-        if not isinstance(self.deduplicate_corpus, bool):
-            raise ValueError(f"DEDUPLICATE_CORPUS must be True or False, got {self.deduplicate_corpus!r}.")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the parameters as a plain dict."""
-        return asdict(self)
-
-    def training_recipe(self) -> Recipe:
-        """Return the recipe named by ``recipe``, with the settings this config gives itself (not None) in place.
-
-        Returns:
-            The :class:`Recipe` to train with.
-
-        Raises:
-            ValueError: ``recipe`` names no recipe.
-        """
-        if self.recipe not in RECIPES:
-            raise ValueError(f"RECIPE must be one of {', '.join(map(repr, RECIPES))}, got {self.recipe!r}.")
-        given = {name: getattr(self, name) for name in RECIPE_SETTINGS if getattr(self, name) is not None}
-        return replace(RECIPES[self.recipe], **given)
-
-    def resolved(self) -> RunConfig:
-        """Return a copy with every setting of :data:`RECIPE_SETTINGS` filled in from the recipe where None.
-
-        ``max_train_samples`` stays None where the recipe trains on all rows; ``training_seed`` becomes ``seed``
-        where None.
-        """
-        recipe = self.training_recipe()
-        seed = self.seed if self.training_seed is None else self.training_seed
-        return replace(self, training_seed=seed, **{name: getattr(recipe, name) for name in RECIPE_SETTINGS})
+        for name in ("deduplicate_corpus", "sort_by_length"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name.upper()} must be True or False, got {getattr(self, name)!r}.")
 
     @classmethod
-    def notebook_names(cls) -> dict[str, str]:
-        """Map each field to the notebook's UPPER_CASE parameter name (``epochs`` -> ``EPOCHS``)."""
-        return {field.name: field.name.upper() for field in fields(cls)}
+    def choices(cls, name: str) -> tuple[str, ...] | None:
+        """Return the values a field may take (None: any of its type)."""
+        return next(item.metadata["choices"] for item in fields(cls) if item.name == name)
 
     @classmethod
-    def from_parameters(cls, namespace: Mapping[str, Any]) -> RunConfig:
-        """Build a config from the notebook's UPPER_CASE parameters, e.g. ``RunConfig.from_parameters(globals())``.
+    def help(cls, name: str) -> str:
+        """Return what a field means."""
+        return next(item.metadata["help"] for item in fields(cls) if item.name == name)
+
+    def training_recipe(self, device: str) -> Recipe:
+        """Return the recipe this config trains with on ``device``, with the settings it gives itself in place.
 
         Args:
-            namespace: Names to values; every parameter of the notebook's parameters cell must be in it.
+            device: ``"cuda"``, ``"mps"`` or ``"cpu"`` (``RECIPE = "auto"`` picks by it).
 
         Returns:
-            The config.
-
-        Raises:
-            ValueError: A parameter is missing (run the parameters cell first).
+            The :class:`Recipe`: ``RECIPE``'s, with each of :data:`RECIPE_SETTINGS` that is not None put in.
         """
-        names = cls.notebook_names()
-        missing = [upper for upper in names.values() if upper not in namespace]
-        if missing:
-            raise ValueError(f"Parameter(s) {', '.join(missing)} not set: run the parameters cell first.")
-        return cls(**{field: namespace[upper] for field, upper in names.items()})
+        name = self.recipe
+        if name == "auto":
+            name = AUTO_RECIPES["cuda" if device == "cuda" else "other"]
+        if name not in RECIPES:
+            raise ValueError(f"RECIPE must be one of {', '.join(map(repr, self.choices('recipe')))}, got {name!r}.")
+        given = {setting: getattr(self, setting) for setting in RECIPE_SETTINGS if getattr(self, setting) is not None}
+        return replace(RECIPES[name], **given)
+
+    def settings(self, recipe: Recipe) -> dict[str, Any]:
+        """Return every setting of a run once, as trained: the recipe's values in place of None (for results.json).
+
+        Args:
+            recipe: From :meth:`training_recipe`.
+
+        Returns:
+            The fields of this config, ``recipe`` as the recipe's name, the recipe's own settings, and
+            ``training_seed`` filled in from ``seed`` where None.
+        """
+        values = asdict(self) | asdict(recipe) | {"recipe": recipe.name, "loss": recipe.loss_name}
+        values.pop("name")
+        values["matryoshka_dims"] = list(recipe.matryoshka_dims) if recipe.matryoshka_dims else None
+        values["training_seed"] = self.seed if self.training_seed is None else self.training_seed
+        return values

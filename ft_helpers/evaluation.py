@@ -1,10 +1,8 @@
-"""Build retrieval evaluation inputs, run sentence-transformers' evaluator, and score each query."""
+"""Build the inputs of sentence-transformers' ``InformationRetrievalEvaluator``, run it, and score each query."""
 
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -20,9 +18,9 @@ from .data import QADataError, normalize_text
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    from torch import Tensor, nn
+    from torch import Tensor
 
-#: Cut-offs used for every evaluator built here (they match the evaluator's own defaults).
+#: The evaluator's default cut-offs, which :func:`score_rankings` repeats per query.
 ACCURACY_AT_K = (1, 3, 5, 10)
 NDCG_AT_K = 10
 MRR_AT_K = 10
@@ -153,46 +151,6 @@ def check_evaluation_sizes(test: IRInputs, validation: IRInputs) -> list[str]:
     return []
 
 
-def build_ir_evaluator(
-    inputs: IRInputs, name: str, batch_size: int = 64, show_progress_bar: bool = False
-) -> InformationRetrievalEvaluator:
-    """Build sentence-transformers' ``InformationRetrievalEvaluator`` with cosine similarity.
-
-    Cosine is fixed (rather than taken from the model) so the metric keys are always
-    ``<name>_cosine_<metric>``, e.g. ``test_cosine_ndcg@10``. Per-query rankings are written to the
-    output folder so :func:`evaluate_retrieval` can score each query.
-
-    Args:
-        inputs: From :func:`build_ir_inputs`.
-        name: Prefix of the metric keys, e.g. ``"test"`` or ``"validation"``.
-        batch_size: Encoding batch size.
-        show_progress_bar: Show encoding progress.
-
-    Returns:
-        The evaluator; call it with a model. It keeps the corpus embeddings of its last call, with a fingerprint
-        of the weights that made them, so :func:`encode_corpus` can reuse them for another evaluator of the same
-        corpus instead of embedding it again: the last validation during training embeds the corpus with the
-        weights that are then tested whenever the last epoch is the best.
-    """
-    from sentence_transformers.util import cos_sim
-
-    return corpus_keeping_evaluator_class()(
-        queries=inputs.queries,
-        corpus=inputs.corpus,
-        relevant_docs=inputs.relevant_docs,
-        name=name,
-        score_functions={"cosine": cos_sim},
-        accuracy_at_k=list(ACCURACY_AT_K),
-        precision_recall_at_k=list(ACCURACY_AT_K),
-        ndcg_at_k=[NDCG_AT_K],
-        mrr_at_k=[MRR_AT_K],
-        map_at_k=[MAP_AT_K],
-        batch_size=batch_size,
-        show_progress_bar=show_progress_bar,
-        write_predictions=True,
-    )
-
-
 def score_rankings(rankings: dict[str, list[str]], relevant_docs: dict[str, set[str]]) -> pd.DataFrame:
     """Score each query's ranked document ids with the evaluator's formulas.
 
@@ -256,89 +214,6 @@ class RetrievalResult:
     per_query: pd.DataFrame
 
 
-def fingerprint_weights(model: nn.Module) -> str:
-    """Hash a model's weights (names, shapes, types and values), to tell whether two calls saw the same model.
-
-    Args:
-        model: Any torch module.
-
-    Returns:
-        A hex digest that changes with any weight.
-    """
-    import torch
-
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in model.state_dict().items():
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-@functools.cache
-def corpus_keeping_evaluator_class() -> type[InformationRetrievalEvaluator]:
-    """Define the evaluator class :func:`build_ir_evaluator` builds (once, importing sentence-transformers then).
-
-    Returns:
-        A subclass of ``InformationRetrievalEvaluator`` that keeps, in ``kept_corpus``, the fingerprint of the
-        weights and the corpus embeddings of its last call at full size without prompts.
-    """
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-
-    class CorpusKeepingEvaluator(InformationRetrievalEvaluator):
-        """``InformationRetrievalEvaluator`` that keeps its last corpus embeddings and the weights they came from."""
-
-        kept_corpus: tuple[str, Tensor] | None = None
-
-        def compute_all_metrics(
-            self,
-            model: SentenceTransformer,
-            corpus_model: SentenceTransformer | None = None,
-            corpus_embeddings: Tensor | None = None,
-            output_path: str | None = None,
-        ) -> dict[str, float]:
-            """Embed the corpus as :func:`encode_corpus` does, keep it, then score as the parent class does."""
-            plain = self.truncate_dim is None and self.corpus_prompt is None and self.corpus_prompt_name is None
-            if corpus_embeddings is None and corpus_model is None and plain:
-                corpus_embeddings = encode_corpus(model, self)
-                self.kept_corpus = (fingerprint_weights(model), corpus_embeddings)
-            return super().compute_all_metrics(model, corpus_model, corpus_embeddings, output_path)
-
-    return CorpusKeepingEvaluator
-
-
-def encode_corpus(
-    model: SentenceTransformer,
-    evaluator: InformationRetrievalEvaluator,
-    reuse_from: InformationRetrievalEvaluator | None = None,
-) -> Tensor:
-    """Embed the evaluator's corpus once, as the evaluator itself would, to reuse for several scorings.
-
-    Args:
-        model: The model.
-        evaluator: From :func:`build_ir_evaluator` (its batch size and progress setting are used).
-        reuse_from: Another evaluator from :func:`build_ir_evaluator`, e.g. the validation one the trainer ran:
-            if its last call embedded this same corpus with these same weights, its embeddings are returned
-            instead of embedding the corpus again.
-
-    Returns:
-        One row per corpus document, in the evaluator's order, at the model's full embedding size.
-    """
-    kept = getattr(reuse_from, "kept_corpus", None)
-    if (
-        kept is not None
-        and reuse_from.corpus_ids == evaluator.corpus_ids
-        and reuse_from.corpus == evaluator.corpus
-        and kept[0] == fingerprint_weights(model)
-    ):
-        return kept[1]
-    return model.encode_document(
-        evaluator.corpus,
-        batch_size=evaluator.batch_size,
-        show_progress_bar=evaluator.show_progress_bar,
-        convert_to_tensor=True,
-    )
-
-
 def evaluate_retrieval(
     model: SentenceTransformer,
     evaluator: InformationRetrievalEvaluator,
@@ -349,9 +224,9 @@ def evaluate_retrieval(
 
     Args:
         model: The model to evaluate.
-        evaluator: From :func:`build_ir_evaluator` (it must write predictions).
+        evaluator: An ``InformationRetrievalEvaluator`` with ``write_predictions=True``.
         output_dir: Folder for the evaluator's CSV and predictions files.
-        corpus_embeddings: The corpus as :func:`encode_corpus` embedded it with this model (None: the
+        corpus_embeddings: The corpus as ``model.encode_document`` embedded it (None: the
             evaluator embeds it).
 
     Returns:
@@ -379,8 +254,8 @@ def score_dimensions(
 
     Args:
         model: The model that embedded ``corpus_embeddings``.
-        evaluator: From :func:`build_ir_evaluator`; it is copied, not changed.
-        corpus_embeddings: From :func:`encode_corpus`.
+        evaluator: An ``InformationRetrievalEvaluator``; it is copied, not changed.
+        corpus_embeddings: The corpus as ``model.encode_document`` embedded it, at full size.
         dimensions: Embedding sizes, each at most the model's.
         metrics: Metrics to report, named as in :data:`PER_QUERY_METRICS`.
 

@@ -1,4 +1,4 @@
-"""Pieces around training: hardware settings, loading the base model, the training dataset."""
+"""Pieces around training: hardware settings, model references, the training pairs, a compact progress display."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,22 +13,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer
-    from torch import nn
-
-    from .config import Recipe
-
-#: Packages whose versions are printed and stored with each run.
-REPORTED_PACKAGES = (
-    "torch",
-    "sentence-transformers",
-    "transformers",
-    "datasets",
-    "accelerate",
-    "pandas",
-    "numpy",
-    "scipy",
-)
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
 
 @dataclass(frozen=True)
@@ -58,18 +42,6 @@ class HardwareSettings:
         """Return the settings as a plain dict (for ``results.json``)."""
         return asdict(self)
 
-
-#: The losses a recipe can name: MNRL ranks each question against the batch's passages (and the recipe's other
-#: directions, in one softmax); the symmetric form adds passage -> question as a second softmax and averages the
-#: two (built as MNRL with both directions and ``partition_mode="per_direction"``, sentence-transformers' own
-#: replacement for its deprecated symmetric classes). The cached forms (GradCache) give the same gradients in
-#: mini-batches, so large batches fit in memory.
-LOSSES = (
-    "MultipleNegativesRankingLoss",
-    "CachedMultipleNegativesRankingLoss",
-    "MultipleNegativesSymmetricRankingLoss",
-    "CachedMultipleNegativesSymmetricRankingLoss",
-)
 
 #: Precisions :func:`detect_hardware` can be asked for; ``None`` picks one for the machine.
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -114,21 +86,6 @@ def detect_hardware(precision: str | None = None) -> HardwareSettings:
     return HardwareSettings(device, name, "fp32", False, False, False, "adamw_torch")
 
 
-def collect_environment() -> dict[str, str]:
-    """Return Python and package versions (``"not installed"`` where missing).
-
-    Returns:
-        Package name -> version, with ``"python"`` first.
-    """
-    versions = {"python": platform.python_version()}
-    for package in REPORTED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
 def check_model_reference(name_or_path: str | Path, label: str = "BASE_MODEL") -> None:
     """Check, without loading anything, that a model reference can work: a saved model folder or a Hub id.
 
@@ -169,39 +126,6 @@ def _in_hub_cache(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-
-
-def load_base_model(name_or_path: str | Path, device: str | None = None) -> SentenceTransformer:
-    """Load a sentence-transformers model from a Hub id or a local folder, with a clear error if that fails.
-
-    Args:
-        name_or_path: Hub id (``"sentence-transformers/all-MiniLM-L6-v2"``) or a folder saved with
-            ``model.save(...)`` / downloaded from the Hub.
-        device: ``"cuda"``, ``"cpu"``, ... or None to let sentence-transformers choose.
-
-    Returns:
-        The model.
-
-    Raises:
-        OSError: The model could not be loaded; the message says how to use a local folder instead.
-    """
-    from sentence_transformers import SentenceTransformer
-
-    looks_local = Path(name_or_path).expanduser().exists() or str(name_or_path).startswith((".", "/", "~"))
-    if looks_local and not Path(name_or_path).expanduser().is_dir():
-        raise OSError(f"Model folder not found: {str(name_or_path)!r} (working directory: {Path.cwd()}).")
-    try:
-        return SentenceTransformer(
-            str(Path(name_or_path).expanduser()) if looks_local else str(name_or_path), device=device
-        )
-    except Exception as err:  # network errors, missing repos, broken folders
-        hint = (
-            "Check that the folder holds a saved sentence-transformers model (modules.json, config.json, weights)."
-            if looks_local
-            else "If the Hugging Face Hub is unreachable, download the model once elsewhere "
-            "(SentenceTransformer(name).save('models/base')) and set BASE_MODEL to that local folder."
-        )
-        raise OSError(f"Could not load model {str(name_or_path)!r}: {type(err).__name__}: {err}\n{hint}") from None
 
 
 def count_truncated(model: SentenceTransformer, texts: list[str], batch_size: int = 1024) -> int:
@@ -319,120 +243,75 @@ def pick_embedding_sizes(full: int, matryoshka_dims: Sequence[int] | None = None
     return [full, *sorted({size for size in (matryoshka_dims or EMBEDDING_SIZES) if size < full}, reverse=True)]
 
 
-def build_loss(model: SentenceTransformer, recipe: Recipe, gather_across_devices: bool = False) -> nn.Module:
-    """Build the recipe's loss on ``model`` (the notebook's training cell writes the same out in full).
+def read_validation_curve(log_history: list[dict[str, Any]], metric: str) -> list[list[float]]:
+    """List each validation of a run as ``[epoch, score]``, in the order they were logged.
 
     Args:
-        model: The model to train; the loss holds it, so build the loss on the very model the trainer gets.
-        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
-        gather_across_devices: With several processes, also use the other processes' passages as negatives.
+        log_history: The trainer's log history (``trainer.state.log_history``).
+        metric: The validation key, e.g. ``"eval_validation_cosine_ndcg@10"``.
 
     Returns:
-        The recipe's loss (one of :data:`LOSSES`; a cached one embeds ``mini_batch_size`` pairs at a time, the
-        batch sorted by length first, and a plain one with ``mini_batch_size`` embeds each column in length-sorted
-        mini-batches of that many: :mod:`ft_helpers.losses`); wrapped in
-        ``MatryoshkaLoss`` when the recipe has ``matryoshka_dims``, at the model's full size and the recipe's
-        smaller sizes (:func:`pick_embedding_sizes`), so a model of another size trains its own full size too.
-
-    Raises:
-        ValueError: The recipe names another loss, or directions for a symmetric one.
+        One ``[epoch, score]`` pair per evaluation; empty if training never evaluated.
     """
-    from sentence_transformers.sentence_transformer import losses
+    return [[entry["epoch"], entry[metric]] for entry in log_history if metric in entry]
 
-    if recipe.loss not in LOSSES:
-        raise ValueError(f"Recipe {recipe.name!r}: unknown loss {recipe.loss!r}; choose one of {', '.join(LOSSES)}.")
-    options: dict[str, Any] = {"gather_across_devices": gather_across_devices, "directions": tuple(recipe.directions)}
-    loss_class = recipe.loss
-    if "Symmetric" in recipe.loss:
-        if tuple(recipe.directions) != ("query_to_doc",):
-            raise ValueError(
-                f"Recipe {recipe.name!r}: {recipe.loss} ranks both ways already; leave directions at query_to_doc."
+
+def show_compact_progress(trainer: SentenceTransformerTrainer, metric: str = "eval_validation_cosine_ndcg@10") -> None:
+    """Replace the trainer's progress display with one progress bar and one table row per epoch.
+
+    transformers shows every logged value (17 columns in a notebook, a dict per log line in a terminal); this
+    shows the epoch, its mean training loss, the validation loss and the validation ``metric``.
+
+    Args:
+        trainer: The trainer, before ``train()``.
+        metric: The validation score to show.
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for callback in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
+    trainer.add_callback(_compact_progress_class()(metric))
+
+
+def _compact_progress_class() -> type:
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class CompactProgress(TrainerCallback):
+        """One progress bar over the training steps and one row per validation: epoch, losses, score."""
+
+        def __init__(self, metric: str) -> None:
+            self.metric = metric
+            self.bar: Any = None
+            self.losses: list[float] = []
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training steps")
+            label = self.metric.removeprefix("eval_").replace("_cosine_", " ")
+            self.bar.write(f"{'epoch':>5}  {'training loss':>13}  {'validation loss':>15}  {label:>22}")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
+            if self.bar is None or not metrics or self.metric not in metrics:
+                return
+            loss = sum(self.losses) / len(self.losses) if self.losses else float("nan")
+            validation_loss = metrics.get("eval_loss", float("nan"))
+            self.bar.write(
+                f"{state.epoch:>5.0f}  {loss:>13.4f}  {validation_loss:>15.4f}  {metrics[self.metric]:>22.4f}"
             )
-        # question -> passage and passage -> question, each its own softmax, averaged: the symmetric loss
-        loss_class = recipe.loss.replace("Symmetric", "")
-        options |= {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}
-    if loss_class.startswith("Cached") or recipe.mini_batch_size:
-        from . import losses as sorted_losses
+            self.losses = []
 
-        options["mini_batch_size"] = recipe.mini_batch_size or 32
-        # the same loss, embedded in mini-batches of texts of similar length, so they carry little padding
-        loss = getattr(sorted_losses, f"Sorted{loss_class}")(model, **options)
-    else:
-        loss = getattr(losses, loss_class)(model, **options)
-    if not recipe.matryoshka_dims:
-        return loss
-    sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
-    return losses.MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
 
-
-def name_loss(loss: nn.Module) -> str:
-    """Name a loss by its class, and a ``MatryoshkaLoss`` by the loss it wraps too, for ``results.json``.
-
-    Args:
-        loss: A loss from :func:`build_loss` (or any sentence-transformers loss).
-
-    Returns:
-        E.g. ``"MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"``; a loss with one softmax per direction
-        (the symmetric form) says so: ``"MultipleNegativesRankingLoss (per-direction softmax)"``.
-    """
-    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
-
-    if isinstance(loss, MatryoshkaLoss):
-        return f"{type(loss).__name__}({name_loss(loss.loss)})"
-    per_direction = getattr(loss, "partition_mode", "joint") == "per_direction"
-    return type(loss).__name__ + (" (per-direction softmax)" if per_direction else "")
-
-
-def add_hard_negatives(
-    pairs: Dataset,
-    model: SentenceTransformer,
-    count: int,
-    batch_size: int = 64,
-    relative_margin: float = 0.05,
-    range_max: int = 30,
-) -> tuple[Dataset, int]:
-    """Add ``count`` hard negatives to each (anchor, positive) pair: passages the model ranks high for the question.
-
-    Mined with sentence-transformers' ``mine_hard_negatives`` over the pairs' own passages, taking the top
-    candidates among the ``range_max`` nearest. Two filters keep out false negatives, passages that also
-    answer the question: a candidate must score at least ``relative_margin`` (5%) below the positive, and a
-    pair whose candidate is its own positive with other case, punctuation or spacing is dropped.
-
-    Args:
-        pairs: From :func:`build_pair_dataset`.
-        model: The model that ranks the candidates (the base model, before training).
-        count: Negatives per pair (at least 1).
-        batch_size: Encoding batch size.
-        relative_margin: How far below the positive's score a candidate must stay, as a fraction of it.
-        range_max: How many nearest passages to consider per question.
-
-    Returns:
-        The dataset with columns ``anchor``, ``positive``, ``negative_1``, ... (pairs without enough candidates
-        left out), and how many pairs were dropped as near-copies of their positive.
-
-    Raises:
-        ValueError: ``count`` is below 1.
-    """
-    from sentence_transformers.util import mine_hard_negatives
-
-    from .data import normalize_text
-
-    if count < 1:
-        raise ValueError(f"Hard negatives per pair must be at least 1, got {count}.")
-    mined = mine_hard_negatives(
-        pairs,
-        model,
-        anchor_column_name="anchor",
-        positive_column_name="positive",
-        range_max=range_max,
-        relative_margin=relative_margin,
-        num_negatives=count,
-        sampling_strategy="top",
-        output_format="n-tuple",
-        batch_size=batch_size,
-        verbose=False,
-    )
-    negatives = [name for name in mined.column_names if name.startswith("negative")]
-    twins = [any(normalize_text(row[name]) == normalize_text(row["positive"]) for name in negatives) for row in mined]
-    kept = mined.select([index for index, twin in enumerate(twins) if not twin])
-    return kept, sum(twins)
+    return CompactProgress

@@ -1,0 +1,662 @@
+"""The notebook's steps as functions, for ``python -m ft_helpers run`` and the benchmarks.
+
+Each step function makes the same library calls as the notebook cell of the same name, with the
+notebook's ``EVAL_BATCH_SIZE`` written ``config.eval_batch_size``: ``tests/notebook/test_parity.py``
+runs both on the same input and compares their results, and ``tests/notebook/test_same_calls.py``
+compares the constructor calls word for word. Change a step here and in the notebook together.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .config import Recipe, RunConfig
+from .data import load_qa_pairs
+from .evaluation import (
+    PER_QUERY_METRICS,
+    IRInputs,
+    RetrievalResult,
+    build_ir_inputs,
+    check_evaluation_sizes,
+    evaluate_retrieval,
+    score_dimensions,
+)
+from .provenance import collect_provenance
+from .report import (
+    HEADLINE_METRICS,
+    add_results_to_model_card,
+    build_comparison_table,
+    plot_comparison,
+    plot_dimensions,
+    plot_training_curve,
+    save_results,
+)
+from .split import add_test_set, report_leakage, split_qa_pairs
+from .stats import compare_per_query
+from .training import (
+    HardwareSettings,
+    build_pair_dataset,
+    check_batch_size,
+    check_model_reference,
+    count_truncated,
+    detect_hardware,
+    pick_embedding_sizes,
+    read_validation_curve,
+    show_compact_progress,
+)
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from torch import Tensor, nn
+
+#: The validation score that picks the checkpoint (``metric_for_best_model``), as the trainer logs it.
+VALIDATION_METRIC = "eval_validation_cosine_ndcg@10"
+
+
+def load_and_split(config: RunConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Load the pairs (``DATASET``, plus ``TEST_DATASET``'s rows marked as test) and split them.
+
+    Args:
+        config: The run's parameters.
+
+    Returns:
+        The pairs, whose passages form the search corpus, and ``{"train", "validation", "test"}`` splits of them.
+    """
+    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    if config.test_dataset is not None:  # your held-out file: its rows become the test split
+        test_pairs = load_qa_pairs(config.test_dataset, config.question_column, config.context_column, drop_empty=True)
+        pairs = add_test_set(pairs, test_pairs)
+    splits = split_qa_pairs(pairs, strategy=config.split, seed=config.seed, group_column=config.group_column)
+    return pairs, splits
+
+
+def build_evaluator(inputs: IRInputs, name: str, config: RunConfig) -> InformationRetrievalEvaluator:
+    """Build sentence-transformers' ``InformationRetrievalEvaluator`` over ``inputs``, as the notebook does.
+
+    Args:
+        inputs: From :func:`~ft_helpers.evaluation.build_ir_inputs`.
+        name: Prefix of its metric keys: ``"test"`` gives ``test_cosine_ndcg@10``.
+        config: The run's parameters (``eval_batch_size``).
+
+    Returns:
+        The evaluator, writing each query's ranking to its output folder.
+    """
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.util import cos_sim
+
+    return InformationRetrievalEvaluator(
+        queries=inputs.queries,
+        corpus=inputs.corpus,
+        relevant_docs=inputs.relevant_docs,
+        name=name,
+        score_functions={"cosine": cos_sim},
+        batch_size=config.eval_batch_size,
+        write_predictions=True,
+    )
+
+
+def score_model(
+    model: SentenceTransformer, evaluator: InformationRetrievalEvaluator, output_dir: str | Path, config: RunConfig
+) -> tuple[RetrievalResult, Tensor]:
+    """Embed the evaluator's corpus once and score the model with it, as the notebook does.
+
+    Args:
+        model: The model to score.
+        evaluator: From :func:`build_evaluator`.
+        output_dir: Folder for the evaluator's files.
+        config: The run's parameters (``eval_batch_size``).
+
+    Returns:
+        The scores, and the corpus embeddings (to score smaller embedding sizes without embedding it again).
+    """
+    corpus_embeddings = model.encode_document(
+        evaluator.corpus, batch_size=config.eval_batch_size, convert_to_tensor=True, show_progress_bar=True
+    )
+    result = evaluate_retrieval(model, evaluator, output_dir, corpus_embeddings=corpus_embeddings)
+    return result, corpus_embeddings
+
+
+def build_loss(model: SentenceTransformer, recipe: Recipe, config: RunConfig) -> nn.Module:
+    """Build the recipe's loss on ``model``, as the notebook's training cell does.
+
+    Args:
+        model: The model to train (the loss holds it: build it on the very model the trainer gets).
+        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
+        config: The run's parameters (``sort_by_length``).
+
+    Returns:
+        ``MultipleNegativesRankingLoss`` or ``CachedMultipleNegativesRankingLoss`` (their length-sorted forms from
+        :mod:`ft_helpers.losses` with ``sort_by_length``), inside ``MatryoshkaLoss`` if the recipe has sizes.
+    """
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    from .losses import SortedCachedMultipleNegativesRankingLoss, SortedMultipleNegativesRankingLoss
+
+    if recipe.mini_batch_size and config.sort_by_length:
+        loss = SortedCachedMultipleNegativesRankingLoss(model, mini_batch_size=recipe.mini_batch_size)
+    elif recipe.mini_batch_size:
+        loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=recipe.mini_batch_size)
+    elif config.sort_by_length:
+        loss = SortedMultipleNegativesRankingLoss(model)
+    else:
+        loss = MultipleNegativesRankingLoss(model)
+    if recipe.matryoshka_dims:
+        sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
+    return loss
+
+
+def build_training_arguments(config: RunConfig, recipe: Recipe, hardware: HardwareSettings) -> Any:
+    """Build ``SentenceTransformerTrainingArguments`` as the notebook's training cell does.
+
+    Args:
+        config: The run's parameters (``output_dir``, ``eval_batch_size``, the seeds).
+        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
+        hardware: From :func:`~ft_helpers.training.detect_hardware`.
+
+    Returns:
+        The training arguments.
+    """
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    training_seed = config.seed if config.training_seed is None else config.training_seed
+    return SentenceTransformerTrainingArguments(
+        output_dir=f"{config.output_dir}/checkpoints",
+        num_train_epochs=recipe.epochs,
+        per_device_train_batch_size=recipe.train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_validation_cosine_ndcg@10",
+        greater_is_better=True,
+        fp16=hardware.fp16,
+        bf16=hardware.bf16,
+        optim=hardware.optim,
+        dataloader_pin_memory=hardware.pin_memory,
+        use_cpu=hardware.device == "cpu",
+        logging_steps=0.02,
+        seed=training_seed,
+        report_to="none",
+    )
+
+
+def build_model_card_data(config: RunConfig) -> Any:
+    """Describe the run for sentence-transformers' model card, as the notebook's training cell does.
+
+    Args:
+        config: The run's parameters (``base_model``, ``dataset``).
+
+    Returns:
+        A ``SentenceTransformerModelCardData``.
+    """
+    from sentence_transformers import SentenceTransformerModelCardData
+
+    return SentenceTransformerModelCardData(
+        language="en",
+        model_name=f"{Path(config.base_model).name} fine-tuned for retrieval on {Path(config.dataset).name}",
+        train_datasets=[{"name": Path(config.dataset).name}],
+        generate_widget_examples=False,
+    )
+
+
+def train(
+    config: RunConfig,
+    recipe: Recipe,
+    hardware: HardwareSettings,
+    train_dataset: Dataset,
+    validation_dataset: Dataset,
+    validation_evaluator: InformationRetrievalEvaluator,
+    resume_from_checkpoint: str | None = None,
+) -> SentenceTransformerTrainer:
+    """Load a fresh copy of the base model and fine-tune it, as the notebook's training cell does.
+
+    Args:
+        config: The run's parameters.
+        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
+        hardware: From :func:`~ft_helpers.training.detect_hardware`.
+        train_dataset: (anchor, positive) pairs to train on.
+        validation_dataset: Pairs for the validation loss.
+        validation_evaluator: Scores retrieval after each epoch; the best epoch is kept.
+        resume_from_checkpoint: A checkpoint folder to go on from (None: start afresh).
+
+    Returns:
+        The trainer after training, its model the best epoch's.
+    """
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+
+    model = SentenceTransformer(
+        config.base_model, device=hardware.device, model_card_data=build_model_card_data(config)
+    )
+    loss = build_loss(model, recipe, config)
+    args = build_training_arguments(config, recipe, hardware)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=validation_dataset,
+        loss=loss,
+        evaluator=validation_evaluator,
+    )
+    show_compact_progress(trainer)
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer
+
+
+def describe_run(
+    config: RunConfig, recipe: Recipe, splits: dict[str, pd.DataFrame], inputs: IRInputs
+) -> dict[str, str]:
+    """Say in a few lines how a model was fine-tuned and tested, for its model card (no local paths).
+
+    Args:
+        config: The run's parameters.
+        recipe: The recipe trained with.
+        splits: The train/validation/test splits.
+        inputs: Evaluator inputs of the test split.
+
+    Returns:
+        Label -> one line.
+    """
+
+    def name(reference: str) -> str:  # a Hub id as it is; a local file or folder by its name only
+        return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
+
+    sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
+    return {
+        "Base model": name(config.base_model),
+        "Training data": f"{name(config.dataset)}: `{config.question_column}` (questions), "
+        f"`{config.context_column}` (passages)",
+        "Recipe": f"'{recipe.name}': {recipe.describe()}; cosine schedule with 10% warm-up; the epoch with the "
+        "best validation NDCG@10 is kept",
+        "Split": f"{config.split}, seed {config.seed}: {sizes} rows (train/validation/test)",
+        "Test set": f"{len(inputs.queries)} questions against {len(inputs.corpus)} passages, "
+        f"{'duplicates merged' if inputs.deduplicated else 'one document per row'}",
+    }
+
+
+def prepare_output_dir(
+    output_dir: str | Path, overwrite: bool = False, resume: bool = False, resumable: bool = True
+) -> Path:
+    """Make sure a run can write to ``output_dir`` without mixing its files with another run's.
+
+    Args:
+        output_dir: The run's output folder.
+        overwrite: Clear a non-empty folder first.
+        resume: Keep a non-empty folder, to go on from its last checkpoint.
+        resumable: Whether the caller can resume (only then does the message offer it).
+
+    Returns:
+        The folder, created if it did not exist.
+
+    Raises:
+        ValueError: Both options are given, or the folder is not empty and neither is, or there is
+            nothing to resume.
+        OSError: The path is a file, or the folder cannot be written to.
+    """
+    folder = Path(output_dir).expanduser()
+    if overwrite and resume:
+        raise ValueError("Choose one of overwrite (start again) and resume (go on), not both.")
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"OUTPUT_DIR {str(folder)!r} is a file, not a folder: choose a folder name.")
+    used = folder.is_dir() and any(folder.iterdir())
+    if resume and not list((folder / "checkpoints").glob("checkpoint-*")):
+        raise ValueError(f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder.")
+    if used and not (overwrite or resume):
+        go_on = ", or resume=True to go on from its last checkpoint" if resumable else ""
+        raise ValueError(
+            f"OUTPUT_DIR {str(folder)!r} is not empty: choose a new folder, or pass overwrite=True to delete its "
+            f"files first{go_on}."
+        )
+    if used and overwrite:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".write-test"
+    try:
+        probe.write_text("", encoding="utf-8")
+    except OSError as err:
+        raise OSError(f"Cannot write to OUTPUT_DIR {str(folder)!r}: {err.strerror or err}.") from None
+    probe.unlink()
+    return folder
+
+
+def collect_results(
+    config: RunConfig,
+    recipe: Recipe,
+    *,
+    splits: dict[str, pd.DataFrame],
+    test_inputs: IRInputs,
+    validation_inputs: IRInputs,
+    baseline: RetrievalResult,
+    finetuned: RetrievalResult,
+    comparison: pd.DataFrame,
+    dimensions: dict[str, pd.DataFrame],
+    hardware: HardwareSettings,
+    trainer: SentenceTransformerTrainer,
+    training_seconds: float,
+    command: str,
+    resumed_from: str | None = None,
+) -> dict[str, Any]:
+    """Gather what a run measured, and how it was made, into the sections of ``results.json``.
+
+    Args:
+        config: The run's parameters.
+        recipe: The recipe trained with.
+        splits: The train/validation/test splits.
+        test_inputs: Evaluator inputs of the test split.
+        validation_inputs: Evaluator inputs of the validation split.
+        baseline: The base model's test scores.
+        finetuned: The fine-tuned model's test scores.
+        comparison: :func:`~ft_helpers.stats.compare_per_query` of the two.
+        dimensions: ``"baseline"``/``"fine-tuned"`` -> :func:`~ft_helpers.evaluation.score_dimensions`.
+        hardware: The settings training used.
+        trainer: The ``SentenceTransformerTrainer`` after training.
+        training_seconds: Wall time of ``trainer.train()``.
+        command: How the run was started: the command line, or ``"notebook"``.
+        resumed_from: The checkpoint training resumed from, if any.
+
+    Returns:
+        ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
+        ``split``, ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
+        versions, hardware); pass them to :func:`~ft_helpers.report.save_results`.
+    """
+    return {
+        "settings": config.settings(recipe),
+        "baseline": baseline.metrics,
+        "finetuned": finetuned.metrics,
+        "comparison": comparison,
+        "dimensions": {
+            label: {str(size): row for size, row in frame.to_dict(orient="index").items()}
+            for label, frame in dimensions.items()
+        },
+        "split": {
+            "sizes": {name: len(frame) for name, frame in splits.items()},
+            "leakage": report_leakage(splits, config.group_column).to_dict(orient="index"),
+        },
+        "evaluation": {
+            "test": test_inputs.summary(),
+            "validation": validation_inputs.summary(),
+            "per_query_metrics": list(PER_QUERY_METRICS),
+        },
+        "training": {
+            "rows": len(trainer.train_dataset),
+            "steps": trainer.state.global_step,
+            "seconds": round(training_seconds, 1),
+            "best_step": trainer.state.best_global_step,
+            "best_validation_ndcg@10": trainer.state.best_metric,
+            "validation_by_epoch": read_validation_curve(trainer.state.log_history, VALIDATION_METRIC),
+            "resumed_from": Path(resumed_from).name if resumed_from else None,
+        },
+        "provenance": collect_provenance(command, config.dataset, config.test_dataset, hardware.as_dict()),
+    }
+
+
+def run(
+    config: RunConfig,
+    *,
+    command: str = "ft_helpers.workflow.run",
+    log: Any = print,
+    resume: bool = False,
+    overwrite: bool = False,
+    keep_checkpoints: bool = False,
+) -> dict[str, Any]:
+    """Check, load, split, score the base model, fine-tune, score again, compare, and write ``results.json``.
+
+    Everything that can be checked without a model is checked first (parameters, model reference, data, split,
+    evaluation sizes, output folder), so bad input fails within seconds. ``results.json`` is written last.
+
+    Args:
+        config: The run's parameters.
+        command: How the run was started, for ``results.json`` (the command line does this).
+        log: Called with progress messages and warnings.
+        resume: Go on from the last checkpoint in ``OUTPUT_DIR/checkpoints`` of an interrupted run with the same
+            parameters (its optimizer, scheduler and random states are restored).
+        overwrite: Clear a non-empty ``OUTPUT_DIR`` first (otherwise a non-empty one is refused, unless resuming).
+        keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
+
+    Returns:
+        The content of ``results.json`` (see :func:`collect_results`).
+    """
+    import matplotlib.pyplot as plt
+    from sentence_transformers import SentenceTransformer
+
+    # 0. Everything that needs no model: parameters, model reference, data, split, sizes, output folder
+    config.validate()
+    hardware = detect_hardware()
+    recipe = config.training_recipe(hardware.device)
+    check_model_reference(config.base_model)
+    pairs, splits = load_and_split(config)
+    test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
+    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    for warning in check_evaluation_sizes(test_inputs, validation_inputs):
+        log(f"warning: {warning}")
+    training_seed = config.seed if config.training_seed is None else config.training_seed
+    train_dataset = build_pair_dataset(splits["train"], recipe.max_train_samples, seed=training_seed)
+    validation_dataset = build_pair_dataset(splits["validation"])
+    check_batch_size(len(train_dataset), recipe.train_batch_size)
+    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
+    resume_from_checkpoint = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume_from_checkpoint = get_last_checkpoint(str(output_dir / "checkpoints"))
+    log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
+    log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
+    log(f"recipe '{recipe.name}': {recipe.describe()}")
+
+    # 1. Evaluators: each split's questions against every passage in the data
+    test_evaluator = build_evaluator(test_inputs, "test", config)
+    validation_evaluator = build_evaluator(validation_inputs, "validation", config)
+
+    # 2. The base model's scores, at full size and cut to the smaller embedding sizes
+    base_model = SentenceTransformer(config.base_model, device=hardware.device)
+    truncated = count_truncated(base_model, list(test_inputs.corpus.values()))
+    if truncated:
+        log(
+            f"warning: {truncated:,} of {len(test_inputs.corpus):,} passages are longer than the model's "
+            f"{base_model.max_seq_length}-token window, so their ends are cut off; split long passages into "
+            "chunks before fine-tuning."
+        )
+    baseline, base_embeddings = score_model(base_model, test_evaluator, output_dir / "eval" / "baseline", config)
+    log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
+    sizes = pick_embedding_sizes(base_embeddings.shape[1], recipe.matryoshka_dims)
+    dimensions = {"baseline": score_dimensions(base_model, test_evaluator, base_embeddings, sizes)}
+    del base_model, base_embeddings
+
+    # 3. Fine-tune
+    started = time.perf_counter()
+    trainer = train(
+        config, recipe, hardware, train_dataset, validation_dataset, validation_evaluator, resume_from_checkpoint
+    )
+    training_seconds = time.perf_counter() - started
+    log(f"training took {training_seconds:.0f} s; best validation NDCG@10 {trainer.state.best_metric:.4f}")
+
+    # 4. Score the fine-tuned model on the test split, compare, then save it (its model card gets the test scores)
+    model = trainer.model
+    finetuned, finetuned_embeddings = score_model(model, test_evaluator, output_dir / "eval" / "finetuned", config)
+    comparison = compare_per_query(
+        baseline.per_query,
+        finetuned.per_query,
+        HEADLINE_METRICS,
+        n_resamples=config.bootstrap_resamples,
+        seed=config.seed,
+    )
+    log(build_comparison_table(comparison).to_string())
+    model_dir = output_dir / "model"
+    model.save(str(model_dir))
+    add_results_to_model_card(model_dir, comparison, describe_run(config, recipe, splits, test_inputs))
+    dimensions["fine-tuned"] = score_dimensions(model, test_evaluator, finetuned_embeddings, sizes)
+    log(pd.concat(dimensions, axis=1).round(4).to_string())
+
+    # 5. Plots, per-query scores and results.json (last)
+    for figure in (
+        plot_comparison(comparison, output_dir / "comparison.png", title="Test set, fine-tuned vs baseline"),
+        plot_training_curve(trainer.state.log_history, VALIDATION_METRIC, output_dir / "training.png"),
+        plot_dimensions(dimensions, output_dir / "dimensions.png"),
+    ):
+        plt.close(figure)
+    baseline.per_query.to_csv(output_dir / "eval" / "baseline" / "per_query.csv")
+    finetuned.per_query.to_csv(output_dir / "eval" / "finetuned" / "per_query.csv")
+    results = collect_results(
+        config,
+        recipe,
+        splits=splits,
+        test_inputs=test_inputs,
+        validation_inputs=validation_inputs,
+        baseline=baseline,
+        finetuned=finetuned,
+        comparison=comparison,
+        dimensions=dimensions,
+        hardware=hardware,
+        trainer=trainer,
+        training_seconds=training_seconds,
+        command=command,
+        resumed_from=resume_from_checkpoint,
+    )
+    save_results(output_dir / "results.json", **results)
+    if not keep_checkpoints:  # only now: until results.json is whole, --resume can still finish the run
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    return results
+
+
+#: The parameters that :func:`evaluate_models` uses (the rest of a :class:`RunConfig` is about training).
+EVALUATE_PARAMETERS = (
+    "dataset",
+    "test_dataset",
+    "question_column",
+    "context_column",
+    "output_dir",
+    "seed",
+    "split",
+    "group_column",
+    "deduplicate_corpus",
+    "eval_batch_size",
+    "bootstrap_resamples",
+)
+#: The splits :func:`evaluate_models` can score on.
+EVALUATION_SUBSETS = ("test", "validation")
+
+
+def evaluate_models(
+    models: list[str],
+    config: RunConfig,
+    *,
+    subset: str = "test",
+    command: str = "ft_helpers.workflow.evaluate_models",
+    log: Any = print,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Score one model on the test (or validation) split, or compare two on it query by query; write ``results.json``.
+
+    The data, split and evaluation settings come from ``config`` (the same split as a run with that config, so a
+    fine-tuned model is scored on questions it never saw); its training fields are unused.
+
+    Args:
+        models: One or two Hub ids or model folders; with two, the first is the baseline.
+        config: Dataset, columns, split, seed, group column, corpus mode, batch size and resamples.
+        subset: ``"test"`` or ``"validation"``.
+        command: How the evaluation was started, for ``results.json``.
+        log: Called with progress messages and warnings.
+        overwrite: Clear a non-empty ``config.output_dir`` first (otherwise it is refused).
+
+    Returns:
+        The content of ``results.json``: ``settings``, ``models``, ``metrics`` (one dict per model), ``comparison``
+        (two models only), ``split``, ``evaluation`` and ``provenance``.
+    """
+    import matplotlib.pyplot as plt
+    from sentence_transformers import SentenceTransformer
+
+    if not 1 <= len(models) <= 2:
+        raise ValueError(f"Give one model to score or two to compare, got {len(models)}.")
+    if subset not in EVALUATION_SUBSETS:
+        raise ValueError(f"subset must be one of {', '.join(EVALUATION_SUBSETS)}, got {subset!r}.")
+    config.validate()
+    for index, model in enumerate(models, start=1):
+        check_model_reference(model, label=f"model {index}")
+    pairs, splits = load_and_split(config)
+    inputs = build_ir_inputs(splits[subset], pairs, deduplicate=config.deduplicate_corpus)
+    validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
+    for warning in check_evaluation_sizes(inputs, validation_inputs):
+        log(f"warning: {warning}")
+    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resumable=False)
+
+    hardware = detect_hardware()
+    evaluator = build_evaluator(inputs, subset, config)
+    scored = []
+    for index, model in enumerate(models, start=1):
+        folder = output_dir / "eval" / f"model_{index}"
+        result, _ = score_model(SentenceTransformer(model, device=hardware.device), evaluator, folder, config)
+        result.per_query.to_csv(folder / "per_query.csv")
+        log(f"model {index} ({model}): {subset} NDCG@10 {result.metrics[f'{subset}_cosine_ndcg@10']:.4f}")
+        scored.append(result)
+    results: dict[str, Any] = {
+        "settings": {name: getattr(config, name) for name in EVALUATE_PARAMETERS} | {"subset": subset},
+        "models": list(models),
+        "metrics": [result.metrics for result in scored],
+        "split": {"sizes": {name: len(frame) for name, frame in splits.items()}},
+        "evaluation": {subset: inputs.summary(), "per_query_metrics": list(PER_QUERY_METRICS)},
+        "provenance": collect_provenance(command, config.dataset, config.test_dataset, hardware.as_dict()),
+    }
+    if len(scored) == 2:
+        comparison = compare_per_query(
+            scored[0].per_query,
+            scored[1].per_query,
+            HEADLINE_METRICS,
+            n_resamples=config.bootstrap_resamples,
+            seed=config.seed,
+        )
+        log(build_comparison_table(comparison).to_string())
+        title = f"{subset.capitalize()} set, model 2 vs model 1"
+        plt.close(plot_comparison(comparison, output_dir / "comparison.png", title=title))
+        results["comparison"] = comparison
+    save_results(output_dir / "results.json", **results)
+    return results
+
+
+def push_model(model_dir: str | Path, repo_id: str, token: str, api: Any = None, private: bool = True) -> str:
+    """Upload a saved model folder (with its model card) to a Hugging Face Hub model repository.
+
+    Args:
+        model_dir: The saved model's folder.
+        repo_id: ``"user/name"`` of the repository, created if it does not exist.
+        token: A token with write access (``huggingface_hub.get_token()``); it is never printed.
+        api: A ``huggingface_hub.HfApi`` (default: a new one); tests pass a fake.
+        private: Create the repository as private.
+
+    Returns:
+        The repository's address.
+
+    Raises:
+        OSError: The upload failed; the message names the repository (the token is masked).
+    """
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    try:
+        api.create_repo(repo_id=repo_id, token=token, private=private, exist_ok=True)
+        api.upload_folder(
+            folder_path=str(model_dir), repo_id=repo_id, token=token, commit_message="Upload fine-tuned model"
+        )
+    except Exception as err:  # network, permission and name errors of the Hub client
+        reason = str(err).replace(token, "***")
+        raise OSError(f"Could not push to the Hub repository {repo_id!r}: {type(err).__name__}: {reason}") from None
+    return f"https://huggingface.co/{repo_id}"
