@@ -137,9 +137,45 @@ def clean_for_commit(notebook: nbformat.NotebookNode, parameters_source: str) ->
     for cell in notebook.cells:
         for key in ("execution", "papermill"):
             cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = tidy_streams(cell.outputs)
         for output in cell.get("outputs", []):
             if output.get("output_type") == "stream":
                 output["text"] = KERNEL_CELL_FILE.sub("<cell>", output["text"])
+
+
+def tidy_streams(outputs: list[Any]) -> list[Any]:
+    """Merge each run of stdout (or stderr) pieces into one output, as a terminal would show it.
+
+    A progress bar redraws itself with carriage returns, and the kernel saves every redraw as its own output;
+    a terminal shows only the last one on each line. Outputs left empty (a bar that cleared itself) are dropped.
+
+    Args:
+        outputs: A code cell's outputs, in order.
+
+    Returns:
+        The outputs, with consecutive stream outputs of one name merged and each line's overdrawn text removed.
+    """
+    merged: list[Any] = []
+    for output in outputs:
+        if (
+            output.get("output_type") == "stream"
+            and merged
+            and merged[-1].get("output_type") == "stream"
+            and (merged[-1]["name"] == output["name"])
+        ):
+            merged[-1]["text"] += output["text"]
+        else:
+            merged.append(output)
+    tidy = []
+    for output in merged:
+        if output.get("output_type") == "stream":
+            lines = [line.rstrip("\r").rsplit("\r", 1)[-1].rstrip() for line in output["text"].split("\n")]
+            output["text"] = "\n".join(lines).strip("\n") + "\n"
+            if not output["text"].strip():
+                continue
+        tidy.append(output)
+    return tidy
 
 
 def execute(notebook: nbformat.NotebookNode, work_dir: Path, log: Any = print) -> float:

@@ -1,4 +1,4 @@
-"""Present the results: comparison table, plots, rank changes, and ``results.json``."""
+"""Present the results: comparison table, plots, rank changes, the model card section, and ``results.json``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .evaluation import PER_QUERY_METRICS
+from .provenance import collect_provenance
+from .split import report_leakage
+from .training import read_validation_curve
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from .config import Recipe, RunConfig
+    from .evaluation import IRInputs, RetrievalResult
+    from .training import HardwareSettings
 
 #: Metrics shown in the comparison table and plot, in this order.
 HEADLINE_METRICS = ("ndcg@10", "mrr@10", "map@100", "accuracy@1", "accuracy@3", "accuracy@5", "accuracy@10")
@@ -374,3 +384,105 @@ def add_results_to_model_card(model_dir: str | Path, comparison: pd.DataFrame, f
     ]
     card.write_text(text.rstrip() + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return card
+
+
+def describe_run(
+    config: RunConfig, recipe: Recipe, splits: dict[str, pd.DataFrame], inputs: IRInputs
+) -> dict[str, str]:
+    """Say in a few lines how a model was fine-tuned and tested, for its model card (no local paths).
+
+    Args:
+        config: The run's parameters.
+        recipe: The recipe trained with.
+        splits: The train/validation/test splits.
+        inputs: Evaluator inputs of the test split.
+
+    Returns:
+        Label -> one line.
+    """
+
+    def name(reference: str) -> str:  # a Hub id as it is; a local file or folder by its name only
+        return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
+
+    sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
+    return {
+        "Base model": name(config.base_model),
+        "Training data": f"{name(config.dataset)}: `{config.question_column}` (questions), "
+        f"`{config.context_column}` (passages)",
+        "Recipe": f"'{recipe.name}': {recipe.describe()}; cosine schedule with 10% warm-up; the epoch with the "
+        "best validation NDCG@10 is kept",
+        "Split": f"{config.split}, seed {config.seed}: {sizes} rows (train/validation/test)",
+        "Test set": f"{len(inputs.queries)} questions against {len(inputs.corpus)} passages, "
+        f"{'duplicates merged' if inputs.deduplicated else 'one document per row'}",
+    }
+
+
+def collect_results(
+    config: RunConfig,
+    recipe: Recipe,
+    *,
+    splits: dict[str, pd.DataFrame],
+    test_inputs: IRInputs,
+    validation_inputs: IRInputs,
+    baseline: RetrievalResult,
+    finetuned: RetrievalResult,
+    comparison: pd.DataFrame,
+    dimensions: dict[str, pd.DataFrame],
+    hardware: HardwareSettings,
+    trainer: SentenceTransformerTrainer,
+    training_seconds: float,
+    command: str,
+    resumed_from: str | None = None,
+) -> dict[str, Any]:
+    """Gather what a run measured, and how it was made, into the sections of ``results.json``.
+
+    Args:
+        config: The run's parameters.
+        recipe: The recipe trained with.
+        splits: The train/validation/test splits.
+        test_inputs: Evaluator inputs of the test split.
+        validation_inputs: Evaluator inputs of the validation split.
+        baseline: The base model's test scores.
+        finetuned: The fine-tuned model's test scores.
+        comparison: :func:`~ft_helpers.stats.compare_per_query` of the two.
+        dimensions: ``"baseline"``/``"fine-tuned"`` -> :func:`~ft_helpers.evaluation.score_dimensions`.
+        hardware: The settings training used.
+        trainer: The ``SentenceTransformerTrainer`` after training.
+        training_seconds: Wall time of ``trainer.train()``.
+        command: How the run was started: the command line, or ``"notebook"``.
+        resumed_from: The checkpoint training resumed from, if any.
+
+    Returns:
+        ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
+        ``split``, ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
+        versions, hardware); pass them to :func:`~ft_helpers.report.save_results`.
+    """
+    return {
+        "settings": config.settings(recipe),
+        "baseline": baseline.metrics,
+        "finetuned": finetuned.metrics,
+        "comparison": comparison,
+        "dimensions": {
+            label: {str(size): row for size, row in frame.to_dict(orient="index").items()}
+            for label, frame in dimensions.items()
+        },
+        "split": {
+            "sizes": {name: len(frame) for name, frame in splits.items()},
+            "leakage": report_leakage(splits, config.group_column).to_dict(orient="index"),
+        },
+        "evaluation": {
+            "test": test_inputs.summary(),
+            "validation": validation_inputs.summary(),
+            "per_query_metrics": list(PER_QUERY_METRICS),
+        },
+        "training": {
+            "rows": len(trainer.train_dataset),
+            "steps": trainer.state.global_step,
+            "seconds": round(training_seconds, 1),
+            "best_step": trainer.state.best_global_step,
+            "best_validation_ndcg@10": trainer.state.best_metric,
+            "validation_by_epoch": read_validation_curve(trainer.state.log_history, "eval_validation_cosine_ndcg@10"),
+            "resumed_from": Path(resumed_from).name if resumed_from else None,
+        },
+        "provenance": collect_provenance(command, config.dataset, config.test_dataset, hardware.as_dict()),
+    }

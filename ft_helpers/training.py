@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -287,9 +288,12 @@ def _compact_progress_class() -> type:
             self.losses: list[float] = []
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training steps")
+            # on standard output, with the rows below, so that a saved notebook shows them as one text
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training steps", file=sys.stdout)
             label = self.metric.removeprefix("eval_").replace("_cosine_", " ")
-            self.bar.write(f"{'epoch':>5}  {'training loss':>13}  {'validation loss':>15}  {label:>22}")
+            self.bar.write(
+                f"{'epoch':>5}  {'training loss':>13}  {'validation loss':>15}  {label:>22}", file=sys.stdout
+            )
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.bar is not None:

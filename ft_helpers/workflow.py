@@ -31,12 +31,14 @@ from .report import (
     HEADLINE_METRICS,
     add_results_to_model_card,
     build_comparison_table,
+    collect_results,
+    describe_run,
     plot_comparison,
     plot_dimensions,
     plot_training_curve,
     save_results,
 )
-from .split import add_test_set, report_leakage, split_qa_pairs
+from .split import add_test_set, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
     HardwareSettings,
@@ -46,7 +48,6 @@ from .training import (
     count_truncated,
     detect_hardware,
     pick_embedding_sizes,
-    read_validation_curve,
     show_compact_progress,
 )
 
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    from torch import Tensor, nn
+    from torch import Tensor
 
 #: The validation score that picks the checkpoint (``metric_for_best_model``), as the trainer logs it.
 VALIDATION_METRIC = "eval_validation_cosine_ndcg@10"
@@ -123,25 +124,51 @@ def score_model(
     return result, corpus_embeddings
 
 
-def build_loss(model: SentenceTransformer, recipe: Recipe, config: RunConfig) -> nn.Module:
-    """Build the recipe's loss on ``model``, as the notebook's training cell does.
+def train(
+    config: RunConfig,
+    recipe: Recipe,
+    hardware: HardwareSettings,
+    train_dataset: Dataset,
+    validation_dataset: Dataset,
+    validation_evaluator: InformationRetrievalEvaluator,
+    resume_from_checkpoint: str | None = None,
+) -> SentenceTransformerTrainer:
+    """Load a fresh copy of the base model, build the loss, the arguments and the trainer, and train.
+
+    The notebook's training cell, with ``SORT_BY_LENGTH`` written ``config.sort_by_length``.
 
     Args:
-        model: The model to train (the loss holds it: build it on the very model the trainer gets).
+        config: The run's parameters.
         recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
-        config: The run's parameters (``sort_by_length``).
+        hardware: From :func:`~ft_helpers.training.detect_hardware`.
+        train_dataset: (anchor, positive) pairs to train on.
+        validation_dataset: Pairs for the validation loss.
+        validation_evaluator: Scores retrieval after each epoch; the best epoch is kept.
+        resume_from_checkpoint: A checkpoint folder to go on from (None: start afresh).
 
     Returns:
-        ``MultipleNegativesRankingLoss`` or ``CachedMultipleNegativesRankingLoss`` (their length-sorted forms from
-        :mod:`ft_helpers.losses` with ``sort_by_length``), inside ``MatryoshkaLoss`` if the recipe has sizes.
+        The trainer after training, its model the best epoch's.
     """
+    from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         MatryoshkaLoss,
         MultipleNegativesRankingLoss,
     )
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
 
     from .losses import SortedCachedMultipleNegativesRankingLoss, SortedMultipleNegativesRankingLoss
+
+    card = SentenceTransformerModelCardData(
+        language="en",
+        model_name=f"{Path(config.base_model).name} fine-tuned for retrieval on {Path(config.dataset).name}",
+        train_datasets=[{"name": Path(config.dataset).name}],
+        generate_widget_examples=False,
+    )
+    model = SentenceTransformer(config.base_model, device=hardware.device, model_card_data=card)
 
     if recipe.mini_batch_size and config.sort_by_length:
         loss = SortedCachedMultipleNegativesRankingLoss(model, mini_batch_size=recipe.mini_batch_size)
@@ -154,27 +181,9 @@ def build_loss(model: SentenceTransformer, recipe: Recipe, config: RunConfig) ->
     if recipe.matryoshka_dims:
         sizes = pick_embedding_sizes(model.get_embedding_dimension(), recipe.matryoshka_dims)
         loss = MatryoshkaLoss(model, loss, matryoshka_dims=sizes)
-    return loss
-
-
-def build_training_arguments(config: RunConfig, recipe: Recipe, hardware: HardwareSettings) -> Any:
-    """Build ``SentenceTransformerTrainingArguments`` as the notebook's training cell does.
-
-    Args:
-        config: The run's parameters (``output_dir``, ``eval_batch_size``, the seeds).
-        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
-        hardware: From :func:`~ft_helpers.training.detect_hardware`.
-
-    Returns:
-        The training arguments.
-    """
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers,
-        SentenceTransformerTrainingArguments,
-    )
 
     training_seed = config.seed if config.training_seed is None else config.training_seed
-    return SentenceTransformerTrainingArguments(
+    args = SentenceTransformerTrainingArguments(
         output_dir=f"{config.output_dir}/checkpoints",
         num_train_epochs=recipe.epochs,
         per_device_train_batch_size=recipe.train_batch_size,
@@ -198,57 +207,6 @@ def build_training_arguments(config: RunConfig, recipe: Recipe, hardware: Hardwa
         seed=training_seed,
         report_to="none",
     )
-
-
-def build_model_card_data(config: RunConfig) -> Any:
-    """Describe the run for sentence-transformers' model card, as the notebook's training cell does.
-
-    Args:
-        config: The run's parameters (``base_model``, ``dataset``).
-
-    Returns:
-        A ``SentenceTransformerModelCardData``.
-    """
-    from sentence_transformers import SentenceTransformerModelCardData
-
-    return SentenceTransformerModelCardData(
-        language="en",
-        model_name=f"{Path(config.base_model).name} fine-tuned for retrieval on {Path(config.dataset).name}",
-        train_datasets=[{"name": Path(config.dataset).name}],
-        generate_widget_examples=False,
-    )
-
-
-def train(
-    config: RunConfig,
-    recipe: Recipe,
-    hardware: HardwareSettings,
-    train_dataset: Dataset,
-    validation_dataset: Dataset,
-    validation_evaluator: InformationRetrievalEvaluator,
-    resume_from_checkpoint: str | None = None,
-) -> SentenceTransformerTrainer:
-    """Load a fresh copy of the base model and fine-tune it, as the notebook's training cell does.
-
-    Args:
-        config: The run's parameters.
-        recipe: From :meth:`~ft_helpers.config.RunConfig.training_recipe`.
-        hardware: From :func:`~ft_helpers.training.detect_hardware`.
-        train_dataset: (anchor, positive) pairs to train on.
-        validation_dataset: Pairs for the validation loss.
-        validation_evaluator: Scores retrieval after each epoch; the best epoch is kept.
-        resume_from_checkpoint: A checkpoint folder to go on from (None: start afresh).
-
-    Returns:
-        The trainer after training, its model the best epoch's.
-    """
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-
-    model = SentenceTransformer(
-        config.base_model, device=hardware.device, model_card_data=build_model_card_data(config)
-    )
-    loss = build_loss(model, recipe, config)
-    args = build_training_arguments(config, recipe, hardware)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -260,37 +218,6 @@ def train(
     show_compact_progress(trainer)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
-
-
-def describe_run(
-    config: RunConfig, recipe: Recipe, splits: dict[str, pd.DataFrame], inputs: IRInputs
-) -> dict[str, str]:
-    """Say in a few lines how a model was fine-tuned and tested, for its model card (no local paths).
-
-    Args:
-        config: The run's parameters.
-        recipe: The recipe trained with.
-        splits: The train/validation/test splits.
-        inputs: Evaluator inputs of the test split.
-
-    Returns:
-        Label -> one line.
-    """
-
-    def name(reference: str) -> str:  # a Hub id as it is; a local file or folder by its name only
-        return f"`{Path(reference).name}` (local)" if Path(reference).expanduser().exists() else f"`{reference}`"
-
-    sizes = "/".join(str(len(splits[part])) for part in ("train", "validation", "test"))
-    return {
-        "Base model": name(config.base_model),
-        "Training data": f"{name(config.dataset)}: `{config.question_column}` (questions), "
-        f"`{config.context_column}` (passages)",
-        "Recipe": f"'{recipe.name}': {recipe.describe()}; cosine schedule with 10% warm-up; the epoch with the "
-        "best validation NDCG@10 is kept",
-        "Split": f"{config.split}, seed {config.seed}: {sizes} rows (train/validation/test)",
-        "Test set": f"{len(inputs.queries)} questions against {len(inputs.corpus)} passages, "
-        f"{'duplicates merged' if inputs.deduplicated else 'one document per row'}",
-    }
 
 
 def prepare_output_dir(
@@ -336,77 +263,6 @@ def prepare_output_dir(
         raise OSError(f"Cannot write to OUTPUT_DIR {str(folder)!r}: {err.strerror or err}.") from None
     probe.unlink()
     return folder
-
-
-def collect_results(
-    config: RunConfig,
-    recipe: Recipe,
-    *,
-    splits: dict[str, pd.DataFrame],
-    test_inputs: IRInputs,
-    validation_inputs: IRInputs,
-    baseline: RetrievalResult,
-    finetuned: RetrievalResult,
-    comparison: pd.DataFrame,
-    dimensions: dict[str, pd.DataFrame],
-    hardware: HardwareSettings,
-    trainer: SentenceTransformerTrainer,
-    training_seconds: float,
-    command: str,
-    resumed_from: str | None = None,
-) -> dict[str, Any]:
-    """Gather what a run measured, and how it was made, into the sections of ``results.json``.
-
-    Args:
-        config: The run's parameters.
-        recipe: The recipe trained with.
-        splits: The train/validation/test splits.
-        test_inputs: Evaluator inputs of the test split.
-        validation_inputs: Evaluator inputs of the validation split.
-        baseline: The base model's test scores.
-        finetuned: The fine-tuned model's test scores.
-        comparison: :func:`~ft_helpers.stats.compare_per_query` of the two.
-        dimensions: ``"baseline"``/``"fine-tuned"`` -> :func:`~ft_helpers.evaluation.score_dimensions`.
-        hardware: The settings training used.
-        trainer: The ``SentenceTransformerTrainer`` after training.
-        training_seconds: Wall time of ``trainer.train()``.
-        command: How the run was started: the command line, or ``"notebook"``.
-        resumed_from: The checkpoint training resumed from, if any.
-
-    Returns:
-        ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
-        ``split``, ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
-        versions, hardware); pass them to :func:`~ft_helpers.report.save_results`.
-    """
-    return {
-        "settings": config.settings(recipe),
-        "baseline": baseline.metrics,
-        "finetuned": finetuned.metrics,
-        "comparison": comparison,
-        "dimensions": {
-            label: {str(size): row for size, row in frame.to_dict(orient="index").items()}
-            for label, frame in dimensions.items()
-        },
-        "split": {
-            "sizes": {name: len(frame) for name, frame in splits.items()},
-            "leakage": report_leakage(splits, config.group_column).to_dict(orient="index"),
-        },
-        "evaluation": {
-            "test": test_inputs.summary(),
-            "validation": validation_inputs.summary(),
-            "per_query_metrics": list(PER_QUERY_METRICS),
-        },
-        "training": {
-            "rows": len(trainer.train_dataset),
-            "steps": trainer.state.global_step,
-            "seconds": round(training_seconds, 1),
-            "best_step": trainer.state.best_global_step,
-            "best_validation_ndcg@10": trainer.state.best_metric,
-            "validation_by_epoch": read_validation_curve(trainer.state.log_history, VALIDATION_METRIC),
-            "resumed_from": Path(resumed_from).name if resumed_from else None,
-        },
-        "provenance": collect_provenance(command, config.dataset, config.test_dataset, hardware.as_dict()),
-    }
 
 
 def run(
