@@ -1,4 +1,9 @@
-"""Shared fixtures: offline mode, the real data when present, the hand-written fixture, small models."""
+"""Shared fixtures: offline mode, the real data when present, the hand-written fixture, small models.
+
+Test folders: ``unit/`` (code, module by module), ``notebook/`` (the notebook's cells, its parity with the command
+line, a Colab-like run), ``benchmarks/`` (the recording scripts), ``docs/`` (checks of prose and records). Tests
+marked ``slow`` train the real MiniLM or execute the whole notebook: ``pytest -m "not slow"`` leaves them out.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +30,14 @@ FIXTURE_DATA = Path(__file__).parent / "fixtures" / "financial_qa_fixture.csv"
 
 
 def fixture_config(tmp_path: Path, model_dir: str, **changes: object):
-    """A RunConfig for a one-epoch run of the reference recipe on the hand-written fixture, to tmp_path / "run"."""
+    """A RunConfig for a one-epoch run of the reference recipe on the hand-written fixture, to tmp_path / "run".
+
+    The reference recipe (the plain loss) tests the plumbing; the notebook tests run the default recipe.
+    """
     from ft_helpers import RunConfig
 
     values = {
-        "recipe": "reference",  # the plain loss: these runs test the plumbing; the notebook test runs the default
+        "recipe": "reference",
         "dataset": str(FIXTURE_DATA),
         "base_model": model_dir,
         "output_dir": str(tmp_path / "run"),
@@ -40,7 +48,27 @@ def fixture_config(tmp_path: Path, model_dir: str, **changes: object):
     return RunConfig(**{**values, **changes})
 
 
-requires_shared_data = pytest.mark.skipif(not SHARED_DATA.is_file(), reason=f"{SHARED_DATA} not present")
+#: Why a test that needs the shared data skips where it is missing (CI has it: .ci/run sets REQUIRE_SHARED_DATA=1,
+#: which turns the skip into a failure).
+SHARED_DATA_MISSING = (
+    f"needs the full dataset at {SHARED_DATA} (beside the project, never inside it; README: 'Data'), not present"
+)
+
+
+def skip_without_shared_data() -> None:
+    """Skip the calling test where the shared data is missing, or fail if this run requires it (CI)."""
+    if SHARED_DATA.is_file():
+        return
+    if os.environ.get("REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(SHARED_DATA_MISSING)
+    pytest.skip(SHARED_DATA_MISSING)
+
+
+@pytest.fixture()
+def shared_data() -> Path:
+    """The shared dataset's path (the test skips, or fails under CI, where it is missing)."""
+    skip_without_shared_data()
+    return SHARED_DATA
 
 
 def minilm_path() -> str:
@@ -53,8 +81,7 @@ def minilm_path() -> str:
 @pytest.fixture(scope="session")
 def shared_pairs() -> pd.DataFrame:
     """All rows of the shared dataset, loaded like the notebook does (empty rows dropped)."""
-    if not SHARED_DATA.is_file():
-        pytest.skip(f"{SHARED_DATA} not present")
+    skip_without_shared_data()
     import warnings
 
     from ft_helpers import load_qa_pairs
