@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURE_DATA, SHARED_DATA, requires_shared_data
+from conftest import FIXTURE_DATA
 
 from ft_helpers import QADataError, load_qa_pairs, normalize_text, read_table, validate_qa_pairs
 from ft_helpers.data import SUPPORTED_SUFFIXES
@@ -486,11 +486,10 @@ def test_fixture_file_shape() -> None:
     assert frame["context"].map(normalize_text).nunique() == len(frame) - 2
 
 
-@requires_shared_data
-def test_fixture_is_not_copied_from_the_shared_data() -> None:
-    first_line = {path: path.read_text(encoding="utf-8").splitlines()[0] for path in (FIXTURE_DATA, SHARED_DATA)}
-    assert first_line[FIXTURE_DATA] != first_line[SHARED_DATA]
-    shared = pd.read_csv(SHARED_DATA)
+def test_fixture_is_not_copied_from_the_shared_data(shared_data: Path) -> None:
+    first_line = {path: path.read_text(encoding="utf-8").splitlines()[0] for path in (FIXTURE_DATA, shared_data)}
+    assert first_line[FIXTURE_DATA] != first_line[shared_data]
+    shared = pd.read_csv(shared_data)
     fixture = pd.read_csv(FIXTURE_DATA)
     shared_texts = set(shared["question"].dropna().map(normalize_text)) | set(
         shared["context"].dropna().map(normalize_text)

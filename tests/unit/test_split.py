@@ -9,7 +9,7 @@ import unicodedata
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, skip_without_shared_data
 
 from ft_helpers import (
     QADataError,
@@ -77,14 +77,13 @@ def assert_no_leakage(splits: dict[str, pd.DataFrame], group_column: str | None 
 
 
 # --------------------------------------------------------------------------------------------------
-# Real data (skipped when ../shared/data is absent)
+# Real data (skipped where ../shared/data is absent; a failure under REQUIRE_SHARED_DATA=1)
 # --------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def notebook_ids() -> dict:
-    if not SHARED_DATA.is_file():
-        pytest.skip(f"{SHARED_DATA} not present")
+    skip_without_shared_data()  # module-scoped: the function-scoped shared_data fixture cannot serve it
     n_source = len(pd.read_csv(SHARED_DATA))
     assert n_source == 7000
     return reference_ids(n_source)
