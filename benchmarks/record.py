@@ -130,14 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = [f"python -m ft_helpers run {args.options} --output-dir {shlex.quote(str(output_dir))}"]
     try:
         seconds = {"run": run_command(commands[0], log)}
-        results = json.loads((ROOT / output_dir / "results.json").read_text(encoding="utf-8"))
-        per_query = {
-            "test": {
-                "baseline": read_ndcg(ROOT / output_dir / "eval" / "baseline"),
-                "finetuned": read_ndcg(ROOT / output_dir / "eval" / "finetuned"),
-            }
-        }
+        validation = None
         if args.validation:
+            results = json.loads((ROOT / output_dir / "results.json").read_text(encoding="utf-8"))
             options = evaluate_options(results["settings"])
             validation_dir = Path(args.work_dir) / f"{args.name}-validation"
             commands.append(
@@ -145,27 +140,64 @@ def main(argv: list[str] | None = None) -> int:
                 + f" --model {shlex.quote(str(output_dir / 'model'))} --output-dir {shlex.quote(str(validation_dir))}"
             )
             seconds["validation"] = run_command(commands[1], log)
-            per_query["validation"] = {"finetuned": read_ndcg(ROOT / validation_dir / "eval" / "model_1")}
+            validation = {"finetuned": read_ndcg(ROOT / validation_dir / "eval" / "model_1")}
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    write_record(args.name, commands, repository, seconds, args.note, ROOT / output_dir, validation)
+    print(f"wrote {record_path}")
+    return 0
+
+
+def write_record(
+    name: str,
+    commands: list[str],
+    repository: dict[str, Any],
+    seconds: dict[str, float],
+    notes: list[str],
+    output_dir: Path,
+    validation: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """Write ``benchmarks/results/NAME.json`` from a finished run's output folder, whole or not at all.
+
+    Args:
+        name: The record's name.
+        commands: The commands that made it, exactly as run (the first one made ``output_dir``).
+        repository: :func:`describe_repository` from before the run.
+        seconds: Wall time of each part, e.g. ``{"run": ..., "validation": ...}``.
+        notes: Lines a reader of the numbers must know.
+        output_dir: The run's output folder (results.json, eval/baseline, eval/finetuned).
+        validation: Model -> question -> validation NDCG@10, where scored.
+
+    Returns:
+        The record's path.
+    """
+    results = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+    per_query: dict[str, Any] = {
+        "test": {
+            "baseline": read_ndcg(output_dir / "eval" / "baseline"),
+            "finetuned": read_ndcg(output_dir / "eval" / "finetuned"),
+        }
+    }
+    if validation is not None:
+        per_query["validation"] = validation
     record = {
         "record": {
-            "name": args.name,
+            "name": name,
             "commands": commands,
             "repository": repository,
             "wall_seconds": seconds,
-            "notes": args.note,
+            "notes": notes,
         },
         "results": name_local_paths(results, commands[0]),
         "per_query_ndcg@10": per_query,
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    partial = record_path.with_suffix(".json.partial")
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    partial.replace(record_path)
-    print(f"wrote {record_path.relative_to(ROOT)}")
-    return 0
+    partial.replace(path)
+    return path
 
 
 if __name__ == "__main__":

