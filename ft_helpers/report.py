@@ -454,8 +454,8 @@ def collect_results(
 
     Returns:
         ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
-        ``split`` (sizes, row numbers, leakage), ``evaluation``, ``training`` and ``provenance`` (command, code commit, data checksums, package
-        versions, hardware); pass them to :func:`~ft_helpers.report.save_results`.
+        ``split`` (sizes, row numbers, leakage), ``evaluation``, ``training`` and ``provenance`` (command, code
+        commit, data checksums, package versions, hardware); pass them to :func:`save_results`.
     """
     return {
         "settings": config.settings(recipe),
