@@ -101,12 +101,13 @@ def name_local_paths(results: dict[str, Any], command: str) -> dict[str, Any]:
 
 
 def describe_repository() -> dict[str, Any]:
-    """Return this repository's commit and whether any tracked file differs from it."""
+    """Return this repository's commit, whether any tracked file differs from it, and which ones do."""
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
+    return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(changed), "changed": changed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,23 @@ def test_records_hold_no_paths_of_the_machine_that_ran_them(path: Path):
     assert not ABSOLUTE_PATH.search(text), ABSOLUTE_PATH.search(text)
 
 
+SPEED_RECORDS = sorted((ROOT / "benchmarks" / "results" / "speed").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SPEED_RECORDS, ids=[path.stem for path in SPEED_RECORDS])
+def test_every_speed_record_holds_its_command_commit_versions_hardware_and_data_checksum(path: Path):
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["record"]["name"] == path.stem
+    assert saved["record"]["commands"][0].startswith("python benchmarks/loss_speed.py ")
+    assert re.fullmatch(r"[0-9a-f]{40}", saved["record"]["repository"]["commit"])
+    assert re.fullmatch(r"[0-9a-f]{64}", saved["provenance"]["data"]["dataset"]["sha256"])
+    assert {"torch", "sentence-transformers"} <= set(saved["provenance"]["packages"])
+    assert {"device", "processor", "cores"} <= set(saved["provenance"]["hardware"])
+    for row in saved["results"]:
+        assert row["speed_up"] == pytest.approx(row["library_ms_per_pair"] / row["sorted_ms_per_pair"], rel=0.01)
+    assert not ABSOLUTE_PATH.search(path.read_text(encoding="utf-8"))
+
+
 def test_summary_is_what_the_records_give():
     assert summarize.main(["--check"]) == 0
 
