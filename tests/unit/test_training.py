@@ -1,36 +1,27 @@
-"""Tests for ft_helpers.training: hardware detection, batch checks, training data, model loading."""
+"""Tests for ft_helpers.training: hardware detection, batch checks, training data, the compact progress display."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
-import os
 import platform
-import time
-from importlib import metadata
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from ft_helpers import training
 from ft_helpers.training import (
-    REPORTED_PACKAGES,
     HardwareSettings,
-    add_hard_negatives,
-    build_loss,
     build_pair_dataset,
     check_batch_size,
     check_model_reference,
     chunk_passage,
-    collect_environment,
     count_truncated,
     detect_hardware,
-    load_base_model,
-    name_loss,
     pick_embedding_sizes,
+    read_validation_curve,
+    show_compact_progress,
 )
 
 
@@ -195,6 +186,11 @@ def test_check_batch_size_accepts_valid_sizes(rows, batch_size):
     assert check_batch_size(rows, batch_size) is None
 
 
+def test_check_batch_size_rejects_a_single_training_row():
+    with pytest.raises(ValueError, match=r"has 1 row\(s\); training needs at least 2"):
+        check_batch_size(1, 4)
+
+
 # --------------------------------------------------------------------------------------------------
 # build_pair_dataset
 # --------------------------------------------------------------------------------------------------
@@ -292,90 +288,10 @@ def test_check_model_reference_offline_accepts_a_cached_hub_model(tmp_path, monk
     check_model_reference("org/other")  # online: left to the Hub
 
 
-# --------------------------------------------------------------------------------------------------
-# load_base_model
-# --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("as_path", [False, True])
-def test_load_base_model_from_folder(tiny_model_dir, as_path):
-    from sentence_transformers import SentenceTransformer
-
-    model = load_base_model(Path(tiny_model_dir) if as_path else tiny_model_dir, device="cpu")
-    assert isinstance(model, SentenceTransformer)
-    assert model.device.type == "cpu"
-    embeddings = model.encode(["What was revenue?", "Revenue was $4.2 billion."])
-    assert embeddings.shape == (2, 32)
-
-
-def test_load_base_model_missing_folder(tmp_path):
-    missing = tmp_path / "models" / "base"
-    with pytest.raises(OSError, match="Model folder not found") as info:
-        load_base_model(missing)
-    assert str(missing) in str(info.value)
-
-
-def test_load_base_model_missing_relative_folder(tmp_path, monkeypatch):
+def test_check_model_reference_names_the_model_it_checks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(OSError, match=r"Model folder not found: '\./models/base'") as info:
-        load_base_model("./models/base")
-    assert str(tmp_path) in str(info.value)  # the working directory is named
-
-
-def test_load_base_model_file_is_not_a_folder(tmp_path):
-    path = tmp_path / "model.bin"
-    path.write_bytes(b"\0")
-    with pytest.raises(OSError, match="Model folder not found"):
-        load_base_model(path)
-
-
-def test_load_base_model_broken_folder(tmp_path):
-    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(OSError, match="Check that the folder holds a saved sentence-transformers model") as info:
-        load_base_model(tmp_path)
-    assert str(tmp_path) in str(info.value)
-
-
-def test_load_base_model_hub_id_offline_fails_fast():
-    assert os.environ.get("HF_HUB_OFFLINE")  # set by conftest before any Hugging Face import
-    name = "ft-helpers-tests/no-such-model"
-    start = time.monotonic()
-    with pytest.raises(OSError) as info:
-        load_base_model(name)
-    assert time.monotonic() - start < 30
-    message = str(info.value)
-    assert f"Could not load model {name!r}" in message
-    assert "set BASE_MODEL to that local folder" in message
-    assert info.value.__cause__ is None  # raised "from None": the message alone explains it
-
-
-# --------------------------------------------------------------------------------------------------
-# collect_environment
-# --------------------------------------------------------------------------------------------------
-def test_collect_environment():
-    versions = collect_environment()
-    assert list(versions) == ["python", *REPORTED_PACKAGES]
-    assert versions["python"] == platform.python_version()
-    assert versions["torch"] == metadata.version("torch")
-    assert versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
-    assert versions["sentence-transformers"] == metadata.version("sentence-transformers")
-
-
-def test_collect_environment_reports_missing_packages(monkeypatch):
-    real_version = metadata.version
-
-    def fake_version(package):
-        if package == "scipy":
-            raise metadata.PackageNotFoundError(package)
-        return real_version(package)
-
-    monkeypatch.setattr(training.metadata, "version", fake_version)
-    versions = collect_environment()
-    assert versions["scipy"] == "not installed"
-    assert versions["numpy"] == real_version("numpy")
-
-
-def test_check_batch_size_rejects_a_single_training_row():
-    with pytest.raises(ValueError, match="at least 2"):
-        check_batch_size(1, 4)
+    with pytest.raises(OSError, match=r"^model 2: model folder not found: '\./missing'"):
+        check_model_reference("./missing", label="model 2")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -415,28 +331,6 @@ def test_chunk_passage_keeps_short_text_whole_and_checks_its_arguments(tiny_mode
             chunk_passage("Revenue rose.", tiny_model.tokenizer, max_tokens=max_tokens, overlap=overlap)
 
 
-def test_recipes_fill_in_what_the_run_leaves_at_none():
-    from ft_helpers import RECIPES, RunConfig
-
-    default = RunConfig().resolved()
-    assert (default.recipe, default.epochs, default.train_batch_size, default.learning_rate) == (
-        "improved",
-        10,
-        256,
-        1e-4,
-    )
-    reference = RunConfig(recipe="reference").resolved()
-    assert (reference.epochs, reference.train_batch_size, reference.learning_rate) == (6, 32, 2e-5)
-    assert reference.max_train_samples is None and default.max_train_samples is None
-    improved = RunConfig(recipe="improved", epochs=2)
-    assert improved.training_recipe() == dataclasses.replace(RECIPES["improved"], epochs=2)
-    assert improved.resolved().train_batch_size == 256 and improved.resolved().epochs == 2
-    assert RunConfig(recipe="quick").resolved().max_train_samples is None
-    assert RunConfig(recipe="quick").training_recipe().mini_batch_size == 8
-    assert RunConfig(recipe="quick", max_train_samples=500).training_recipe().max_train_samples == 500
-    assert RunConfig(recipe="improved").as_dict()["epochs"] is None  # what was asked, before filling in
-
-
 @pytest.mark.parametrize(
     ("full", "recipe_sizes", "expected"),
     [
@@ -450,150 +344,125 @@ def test_pick_embedding_sizes_starts_with_the_full_size(full, recipe_sizes, expe
     assert pick_embedding_sizes(full, recipe_sizes) == expected
 
 
-def test_build_loss_follows_the_recipe(tiny_model):
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
+# --------------------------------------------------------------------------------------------------
+# read_validation_curve
+# --------------------------------------------------------------------------------------------------
+HISTORY = [
+    {"loss": 1.2, "epoch": 0.5, "step": 5},
+    {"eval_validation_cosine_ndcg@10": 0.61, "eval_validation_cosine_mrr@10": 0.5, "epoch": 1.0, "step": 10},
+    {"loss": 0.8, "epoch": 1.5, "step": 15},
+    {"eval_validation_cosine_ndcg@10": 0.58, "eval_validation_cosine_mrr@10": 0.55, "epoch": 2.0, "step": 20},
+    {"train_runtime": 3.0, "epoch": 2.0, "step": 20},
+]
+
+
+def test_the_validation_curve_lists_each_evaluation_in_order():
+    assert read_validation_curve(HISTORY, "eval_validation_cosine_ndcg@10") == [[1.0, 0.61], [2.0, 0.58]]
+    assert read_validation_curve(HISTORY, "eval_validation_cosine_mrr@10") == [[1.0, 0.5], [2.0, 0.55]]
+
+
+def test_the_validation_curve_is_empty_without_evaluations():
+    assert read_validation_curve(HISTORY[:1], "eval_validation_cosine_ndcg@10") == []
+    assert read_validation_curve(HISTORY, "eval_test_cosine_ndcg@10") == []
+    assert read_validation_curve([], "eval_validation_cosine_ndcg@10") == []
+
+
+# --------------------------------------------------------------------------------------------------
+# show_compact_progress: one bar, one row per epoch, in place of transformers' progress callbacks
+# --------------------------------------------------------------------------------------------------
+METRIC = "eval_validation_cosine_ndcg@10"
+
+
+def tiny_trainer(model, pairs: pd.DataFrame, output_dir: Path, disable_tqdm: bool = False):
+    """A SentenceTransformerTrainer of the tiny model: 16 pairs in batches of 8 (2 steps an epoch), 2 epochs."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+
+    from ft_helpers import RunConfig, build_ir_inputs
+    from ft_helpers.workflow import build_evaluator
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        seed=0,
+        report_to="none",
+        disable_tqdm=disable_tqdm,
+    )
+    evaluator = build_evaluator(build_ir_inputs(pairs.iloc[16:26], pairs), "validation", RunConfig(eval_batch_size=16))
+    return SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=build_pair_dataset(pairs.iloc[:16]),
+        eval_dataset=build_pair_dataset(pairs.iloc[16:26]),
+        loss=MultipleNegativesRankingLoss(model),
+        evaluator=evaluator,
     )
 
-    from ft_helpers import RECIPES, Recipe
-    from ft_helpers.losses import SortedMultipleNegativesRankingLoss
 
-    plain = build_loss(tiny_model, RECIPES["reference"])
-    assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
-    improved = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], matryoshka_dims=(16, 8)))
-    assert isinstance(improved, MatryoshkaLoss) and list(improved.matryoshka_dims) == [32, 16, 8]
-    assert isinstance(improved.loss, CachedMultipleNegativesRankingLoss) and improved.loss.mini_batch_size == 32
-    assert name_loss(improved) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss)"
-    assert name_loss(plain) == "MultipleNegativesRankingLoss"
-    chunked = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], mini_batch_size=8))
-    assert type(chunked) is SortedMultipleNegativesRankingLoss and chunked.mini_batch_size == 8
-    assert chunked.model is tiny_model and name_loss(chunked) == "SortedMultipleNegativesRankingLoss"
-    with pytest.raises(ValueError, match="unknown loss 'TripletLoss'; choose one of MultipleNegativesRankingLoss, "):
-        build_loss(tiny_model, Recipe("mine", "TripletLoss", epochs=1, train_batch_size=8, learning_rate=1e-5))
+def callback_types(trainer) -> list[str]:
+    return [type(callback).__name__ for callback in trainer.callback_handler.callbacks]
 
 
-def test_build_loss_symmetric_forms(tiny_model):
-    import warnings
+@pytest.mark.parametrize("disable_tqdm", [False, True], ids=["progress bar", "printer"])
+def test_compact_progress_replaces_transformers_progress_callbacks(tiny_model, fixture_pairs, tmp_path, disable_tqdm):
+    from transformers.utils.notebook import NotebookProgressCallback
 
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
-    )
+    trainer = tiny_trainer(tiny_model, fixture_pairs, tmp_path, disable_tqdm=disable_tqdm)
+    trainer.add_callback(NotebookProgressCallback)  # as in a notebook
+    before = callback_types(trainer)
+    assert "NotebookProgressCallback" in before
+    assert ("PrinterCallback" if disable_tqdm else "ProgressCallback") in before
 
-    from ft_helpers import RECIPES
+    show_compact_progress(trainer)
+    after = callback_types(trainer)
+    assert not {"ProgressCallback", "NotebookProgressCallback", "PrinterCallback"} & set(after)
+    assert after.count("CompactProgress") == 1
+    (compact,) = [
+        callback for callback in trainer.callback_handler.callbacks if type(callback).__name__ == "CompactProgress"
+    ]
+    assert compact.metric == METRIC
+    # the other callbacks (the ones that make the trainer evaluate, log and save) stay
+    assert [name for name in before if "Progress" not in name and name != "PrinterCallback"] == after[:-1]
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # built without sentence-transformers' deprecated classes
-        cached = build_loss(
-            tiny_model,
-            dataclasses.replace(
-                RECIPES["improved"], loss="CachedMultipleNegativesSymmetricRankingLoss", mini_batch_size=4
-            ),
+
+def test_compact_progress_prints_a_header_and_one_row_per_epoch(tiny_model, fixture_pairs, tmp_path, capsys):
+    trainer = tiny_trainer(tiny_model, fixture_pairs, tmp_path)
+    show_compact_progress(trainer)
+    capsys.readouterr()
+    trainer.train()
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in re.split(r"[\r\n]", out) if line.strip()]
+
+    headers = [line for line in lines if line.startswith("epoch")]
+    assert len(headers) == 1
+    assert headers[0].split() == ["epoch", "training", "loss", "validation", "loss", "validation", "ndcg@10"]
+    number = r"(-?\d+\.\d{4}|nan)"
+    rows = [
+        match.groups() for line in lines if (match := re.fullmatch(rf"(\d+)\s+{number}\s+{number}\s+{number}", line))
+    ]
+
+    history = trainer.state.log_history
+    evaluations = [entry for entry in history if METRIC in entry]
+    assert len(evaluations) == 2 and len(rows) == 2, out
+    previous_step = 0
+    for row, entry in zip(rows, evaluations, strict=True):
+        losses = [log["loss"] for log in history if "loss" in log and previous_step < log["step"] <= entry["step"]]
+        assert len(losses) == 2  # two steps an epoch, each logged
+        assert row == (
+            f"{entry['epoch']:.0f}",
+            f"{sum(losses) / len(losses):.4f}",
+            f"{entry['eval_loss']:.4f}",
+            f"{entry[METRIC]:.4f}",
         )
-        plain = build_loss(
-            tiny_model, dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
-        )
-        chunked = build_loss(
-            tiny_model,
-            dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss", mini_batch_size=4),
-        )
-    assert isinstance(cached, MatryoshkaLoss) and isinstance(cached.loss, CachedMultipleNegativesRankingLoss)
-    assert name_loss(cached) == "MatryoshkaLoss(SortedCachedMultipleNegativesRankingLoss (per-direction softmax))"
-    assert cached.loss.mini_batch_size == 4
-    assert type(plain) is MultipleNegativesRankingLoss and plain.model is tiny_model
-    assert name_loss(plain) == "MultipleNegativesRankingLoss (per-direction softmax)"
-    assert name_loss(chunked) == "SortedMultipleNegativesRankingLoss (per-direction softmax)"
-    for loss in (cached.loss, plain, chunked):
-        assert tuple(loss.directions) == ("query_to_doc", "doc_to_query") and loss.partition_mode == "per_direction"
-    with pytest.raises(ValueError, match="ranks both ways already; leave directions at query_to_doc"):
-        build_loss(
-            tiny_model,
-            dataclasses.replace(
-                RECIPES["reference"],
-                loss="MultipleNegativesSymmetricRankingLoss",
-                directions=("query_to_doc", "doc_to_query"),
-            ),
-        )
-
-
-def test_symmetric_form_scores_as_the_deprecated_symmetric_loss(tiny_model):
-    """The per-direction MNRL gives the very loss of the class it replaces, while that class still exists."""
-    import warnings
-
-    from sentence_transformers.sentence_transformer import losses
-
-    from ft_helpers import RECIPES
-
-    if not hasattr(losses, "MultipleNegativesSymmetricRankingLoss"):
-        pytest.skip("this sentence-transformers no longer has the deprecated symmetric loss to compare with")
-    tiny_model.eval()  # no dropout: both losses must see the same network
-    questions = [f"What did segment {i} report?" for i in range(6)]
-    passages = [f"Segment {i} reported revenue of {i + 1}0 million dollars" for i in range(6)]
-    features = [tiny_model.preprocess(questions), tiny_model.preprocess(passages)]
-    symmetric = dataclasses.replace(RECIPES["reference"], loss="MultipleNegativesSymmetricRankingLoss")
-    ours = build_loss(tiny_model, symmetric)
-    # what the check would catch: both directions in one softmax instead of one each
-    both_ways = ("query_to_doc", "doc_to_query")
-    joint = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], directions=both_ways))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        theirs = losses.MultipleNegativesSymmetricRankingLoss(tiny_model)
-    with torch.no_grad():
-        expected = theirs(features, None).item()
-        assert ours(features, None).item() == pytest.approx(expected, rel=1e-5)
-        assert joint(features, None).item() != pytest.approx(expected, rel=1e-3)
-
-
-def test_recipe_round_trips_through_its_dict():
-    from ft_helpers import RECIPES, Recipe
-
-    for recipe in RECIPES.values():
-        assert Recipe.from_dict(recipe.as_dict()) == recipe
-    variant = dataclasses.replace(RECIPES["improved"], directions=("query_to_doc", "doc_to_query"), hard_negatives=1)
-    assert Recipe.from_dict(json.loads(json.dumps(variant.as_dict()))) == variant
-
-
-def test_build_loss_passes_the_directions(tiny_model):
-    from ft_helpers import RECIPES
-
-    both = ("query_to_doc", "doc_to_query")
-    plain = build_loss(tiny_model, dataclasses.replace(RECIPES["reference"], directions=both))
-    assert tuple(plain.directions) == both
-    cached = build_loss(tiny_model, dataclasses.replace(RECIPES["improved"], directions=both))
-    assert tuple(cached.loss.directions) == both
-
-
-def test_add_hard_negatives_mines_one_per_pair_from_the_other_passages(tiny_model):
-    frame = pd.DataFrame(
-        {
-            "question": [f"How much did segment {i} earn in 2023?" for i in range(12)],
-            "context": [
-                f"Segment {i} earned {i + 1}0 million dollars in fiscal 2023, up from 2022." for i in range(12)
-            ],
-        }
-    )
-    mined, twins = add_hard_negatives(build_pair_dataset(frame), tiny_model, 1, relative_margin=0.0)
-    assert mined.column_names == ["anchor", "positive", "negative_1"] and twins == 0
-    assert 0 < len(mined) <= 12
-    for row in mined:
-        assert row["negative_1"] != row["positive"] and row["negative_1"] in set(frame["context"])
-
-
-def test_add_hard_negatives_drops_a_pair_whose_negative_is_its_positive_in_other_case(tiny_model, monkeypatch):
-    from datasets import Dataset
-    from sentence_transformers import util
-
-    def fake_mining(pairs, model, **options):
-        assert options["relative_margin"] == 0.05 and options["num_negatives"] == 1
-        return Dataset.from_dict(
-            {"anchor": ["q1", "q2"], "positive": ["Revenue rose.", "Costs fell."], "negative_1": ["REVENUE ROSE", "x"]}
-        )
-
-    monkeypatch.setattr(util, "mine_hard_negatives", fake_mining)
-    mined, twins = add_hard_negatives(build_pair_dataset(pd.DataFrame({"question": ["a"], "context": ["b"]})), None, 1)
-    assert twins == 1 and mined["anchor"] == ["q2"]
-    with pytest.raises(ValueError, match="at least 1"):
-        add_hard_negatives(mined, None, 0)
+        previous_step = entry["step"]
+    assert [row[0] for row in rows] == ["1", "2"]
+    # one progress bar over all 4 steps, and none of transformers' dict lines
+    assert "training steps" in out and "4/4" in out
+    assert "{'loss'" not in out and "'eval_loss'" not in out
