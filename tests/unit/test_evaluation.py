@@ -1,4 +1,4 @@
-"""Tests for ft_helpers.evaluation: evaluator inputs, parity with sentence-transformers, per-query scores."""
+"""Tests for ft_helpers.evaluation: evaluator inputs, the evaluator the workflow builds, per-query scores."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ import pandas as pd
 import pytest
 from conftest import minilm_path
 
+from ft_helpers import RunConfig
 from ft_helpers.data import QADataError, normalize_text
 from ft_helpers.evaluation import (
     PER_QUERY_METRICS,
     IRInputs,
-    build_ir_evaluator,
     build_ir_inputs,
-    encode_corpus,
     evaluate_retrieval,
-    fingerprint_weights,
     headline_metrics,
     read_rankings,
     score_dimensions,
     score_rankings,
 )
+from ft_helpers.workflow import build_evaluator, score_model
 
 # --------------------------------------------------------------------------------------------------
 # Data: made-up finance sentences. Rows 36-39 add the hard cases:
@@ -441,14 +440,32 @@ def model(request):
     return request.getfixturevalue("tiny_model" if request.param == "tiny" else "minilm")
 
 
+def evaluator_of(inputs: IRInputs, name: str = "test", batch_size: int = 64):
+    """The evaluator the workflow (and the notebook) builds."""
+    return build_evaluator(inputs, name, RunConfig(eval_batch_size=batch_size))
+
+
+def test_build_evaluator_takes_the_inputs_name_and_batch_size():
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    inputs = build_ir_inputs(FINANCE.iloc[::2], FINANCE)
+    evaluator = evaluator_of(inputs, "validation", batch_size=16)
+    assert type(evaluator) is InformationRetrievalEvaluator, "sentence-transformers' own class"
+    assert (evaluator.name, evaluator.batch_size) == ("validation", 16)
+    assert evaluator.queries_ids == list(inputs.queries) and evaluator.queries == list(inputs.queries.values())
+    assert evaluator.corpus_ids == list(inputs.corpus) and evaluator.corpus == list(inputs.corpus.values())
+    assert evaluator.relevant_docs == inputs.relevant_docs
+    assert list(evaluator.score_functions) == ["cosine"] and evaluator.write_predictions
+
+
 @pytest.mark.parametrize("deduplicate", [True, False])
-def test_build_ir_evaluator_matches_hand_built_evaluator(model, deduplicate):
+def test_build_evaluator_scores_as_a_hand_built_evaluator(model, deduplicate):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
     inputs = build_ir_inputs(FINANCE.iloc[::2], FINANCE, deduplicate=deduplicate)
     reference = InformationRetrievalEvaluator(inputs.queries, inputs.corpus, inputs.relevant_docs, name="test")
     # batch_size=32 is the reference's default, so both encode the texts in the same batches
-    ours = build_ir_evaluator(inputs, name="test", batch_size=32)
+    ours = evaluator_of(inputs, batch_size=32)
     expected = reference(model)
     got = ours(model)
     assert "test_cosine_ndcg@10" in got
@@ -461,7 +478,7 @@ def test_build_ir_evaluator_matches_hand_built_evaluator(model, deduplicate):
 @pytest.mark.parametrize("deduplicate", [True, False])
 def test_evaluate_retrieval_per_query_means_equal_aggregates(model, deduplicate, tmp_path):
     inputs = build_ir_inputs(FINANCE, FINANCE, deduplicate=deduplicate)
-    evaluator = build_ir_evaluator(inputs, name="test")
+    evaluator = evaluator_of(inputs)
     result = evaluate_retrieval(model, evaluator, tmp_path / "eval")
 
     assert all(isinstance(value, float) for value in result.metrics.values())
@@ -495,70 +512,34 @@ def test_evaluate_retrieval_per_query_means_equal_aggregates(model, deduplicate,
         assert per_query.loc["36", "rank"] == order.index("36") + 1
 
 
-def test_evaluate_retrieval_with_the_corpus_embedded_once_gives_the_same_scores(minilm, tmp_path):
+def test_score_model_embeds_the_corpus_once_and_scores_as_the_evaluator_alone(minilm, tmp_path):
     inputs = build_ir_inputs(FINANCE, FINANCE)
-    evaluator = build_ir_evaluator(inputs, name="test")
+    evaluator = evaluator_of(inputs)
     itself = evaluate_retrieval(minilm, evaluator, tmp_path / "itself")
-    embeddings = encode_corpus(minilm, evaluator)
+    calls = []
+    encode = minilm.encode_document
+    minilm.encode_document = lambda texts, **options: calls.append(len(texts)) or encode(texts, **options)
+    try:
+        scored, embeddings = score_model(minilm, evaluator, tmp_path / "scored", RunConfig(eval_batch_size=16))
+    finally:
+        del minilm.encode_document
+    assert calls == [len(inputs.corpus)], "the corpus embedded once, by score_model, not again by the evaluator"
     assert tuple(embeddings.shape) == (len(inputs.corpus), 384)
-    reused = evaluate_retrieval(minilm, evaluator, tmp_path / "reused", corpus_embeddings=embeddings)
-    assert reused.metrics == pytest.approx(itself.metrics, abs=1e-6)
-    assert reused.per_query["rank"].tolist() == itself.per_query["rank"].tolist()
-
-
-def test_encode_corpus_reuses_another_evaluators_embeddings_only_for_the_same_corpus_and_weights(tiny_model):
-    import torch
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-
-    tiny_model.eval()
-    inputs = build_ir_inputs(FINANCE.iloc[:12], FINANCE)
-    validation = build_ir_evaluator(inputs, name="validation")
-    test = build_ir_evaluator(build_ir_inputs(FINANCE.iloc[12:], FINANCE), name="test")
-    assert validation.kept_corpus is None and encode_corpus(tiny_model, test, reuse_from=validation) is not None
-
-    scores = validation(tiny_model)  # as the trainer calls it after an epoch
-    fingerprint, kept = validation.kept_corpus
-    assert fingerprint == fingerprint_weights(tiny_model) and tuple(kept.shape) == (len(test.corpus), 32)
-    reused = encode_corpus(tiny_model, test, reuse_from=validation)
-    assert reused is kept
-    torch.testing.assert_close(reused, encode_corpus(tiny_model, test), rtol=1e-5, atol=1e-6)
-    # scored from the embeddings it keeps, as sentence-transformers' own evaluator scores from its own
-    own = InformationRetrievalEvaluator(inputs.queries, inputs.corpus, inputs.relevant_docs)
-    assert scores["validation_cosine_ndcg@10"] == pytest.approx(own(tiny_model)["cosine_ndcg@10"], abs=1e-6)
-
-    other_corpus = build_ir_evaluator(build_ir_inputs(FINANCE.iloc[12:], FINANCE.iloc[5:]), name="test")
-    assert encode_corpus(tiny_model, other_corpus, reuse_from=validation) is not kept
-    with torch.no_grad():
-        next(tiny_model.parameters())[0, 0] += 0.5  # the model trained on: other weights
-    assert fingerprint_weights(tiny_model) != fingerprint
-    assert encode_corpus(tiny_model, test, reuse_from=validation) is not kept
-
-
-def test_fingerprint_weights_follows_every_weight(tiny_model):
-    import torch
-
-    first = fingerprint_weights(tiny_model)
-    assert fingerprint_weights(tiny_model) == first
-    last = list(tiny_model.parameters())[-1]
-    with torch.no_grad():
-        last.view(-1)[-1] += 1e-6
-    assert fingerprint_weights(tiny_model) != first
-    with torch.no_grad():
-        last.view(-1)[-1] -= 1e-6
-        tiny_model.half()
-    assert fingerprint_weights(tiny_model) != first  # the same numbers in another type
+    assert scored.metrics == pytest.approx(itself.metrics, abs=1e-6)
+    assert scored.per_query["rank"].tolist() == itself.per_query["rank"].tolist()
+    assert (tmp_path / "scored" / "Information-Retrieval_evaluation_test_predictions_cosine.jsonl").is_file()
 
 
 def test_score_dimensions_full_size_is_the_test_score_and_cut_sizes_match_truncate_dim(minilm, tmp_path):
     inputs = build_ir_inputs(FINANCE, FINANCE)
-    evaluator = build_ir_evaluator(inputs, name="test")
-    embeddings = encode_corpus(minilm, evaluator)
+    evaluator = evaluator_of(inputs)
+    embeddings = minilm.encode_document(evaluator.corpus, convert_to_tensor=True)
     table = score_dimensions(minilm, evaluator, embeddings, [384, 64, 8])
     assert table.index.tolist() == [384, 64, 8] and table.columns.tolist() == ["ndcg@10", "accuracy@1"]
     full = evaluate_retrieval(minilm, evaluator, tmp_path / "full").metrics
     assert table.loc[384, "ndcg@10"] == pytest.approx(full["test_cosine_ndcg@10"], abs=1e-6)
     # the evaluator embedding everything itself at 64 numbers gives the same scores
-    truncated = build_ir_evaluator(inputs, name="test")
+    truncated = evaluator_of(inputs)
     truncated.truncate_dim = 64
     assert table.loc[64, "ndcg@10"] == pytest.approx(truncated(minilm)["test_cosine_ndcg@10"], abs=1e-6)
     # 8 numbers lose information: the score drops well below the full one
@@ -569,6 +550,6 @@ def test_score_dimensions_full_size_is_the_test_score_and_cut_sizes_match_trunca
 @pytest.mark.parametrize("sizes", [[0], [385], [384, 512]])
 def test_score_dimensions_rejects_sizes_outside_the_embedding(minilm, sizes):
     inputs = build_ir_inputs(FINANCE.iloc[:10], FINANCE.iloc[:10])
-    evaluator = build_ir_evaluator(inputs, name="test")
+    evaluator = evaluator_of(inputs)
     with pytest.raises(ValueError, match="between 1 and 384"):
-        score_dimensions(minilm, evaluator, encode_corpus(minilm, evaluator), sizes)
+        score_dimensions(minilm, evaluator, minilm.encode_document(evaluator.corpus, convert_to_tensor=True), sizes)
