@@ -133,3 +133,14 @@ def tiny_model(tiny_model_dir: str):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture()
+def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything builds a SentenceTransformer (loads a model) while it runs."""
+    from sentence_transformers import SentenceTransformer
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(SentenceTransformer, "__init__", refuse)

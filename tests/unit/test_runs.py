@@ -9,18 +9,12 @@ import pandas as pd
 import pytest
 from conftest import FIXTURE_DATA, fixture_config
 
-from ft_helpers import QADataError
-from ft_helpers.pipeline import prepare_output_dir, run_pipeline
+from ft_helpers import QADataError, build_ir_inputs
+from ft_helpers.workflow import load_and_split, prepare_output_dir, run
 
 
-@pytest.fixture()
-def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if anything tries to load a model."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a model was loaded before the input was checked")
-
-    monkeypatch.setattr("ft_helpers.pipeline.load_base_model", refuse)
+def quiet(line: str) -> None:
+    """A log that drops every line."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -33,9 +27,14 @@ def test_output_dir_is_created_when_missing(tmp_path: Path):
 
 def test_non_empty_output_dir_is_refused_and_left_alone(tmp_path: Path):
     (tmp_path / "results.json").write_text('{"run": 1}')
-    with pytest.raises(ValueError, match="is not empty: choose a new folder, or pass overwrite=True"):
+    with pytest.raises(ValueError, match="is not empty: choose a new folder, or pass overwrite=True") as info:
         prepare_output_dir(tmp_path)
+    assert "or resume=True to go on from its last checkpoint" in str(info.value)
     assert (tmp_path / "results.json").read_text() == '{"run": 1}'
+    with pytest.raises(ValueError) as info:  # evaluate cannot resume: it does not offer to
+        prepare_output_dir(tmp_path, resumable=False)
+    assert str(info.value).endswith("or pass overwrite=True to delete its files first.")
+    assert "resume" not in str(info.value)
 
 
 def test_overwrite_clears_the_folder_first(tmp_path: Path):
@@ -64,7 +63,7 @@ def test_output_dir_that_is_a_file_or_both_options_are_refused(tmp_path: Path):
 
 
 # --------------------------------------------------------------------------------------------------
-# run_pipeline fails fast: before any model is loaded or anything is written
+# run fails fast: before any model is loaded or anything is written
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
@@ -72,19 +71,44 @@ def test_output_dir_that_is_a_file_or_both_options_are_refused(tmp_path: Path):
         ({"epochs": 0}, ValueError, "EPOCHS must be a whole number >= 1"),
         ({"learning_rate": -1.0}, ValueError, "LEARNING_RATE must be a number between 0 and 1"),
         ({"bootstrap_resamples": 0}, ValueError, "BOOTSTRAP_RESAMPLES must be a whole number >= 100"),
+        ({"sort_by_length": "no"}, ValueError, "SORT_BY_LENGTH must be True or False, got 'no'"),
+        ({"recipe": "large"}, ValueError, "RECIPE must be one of 'auto', 'reference', 'improved', 'quick'"),
         ({"train_batch_size": 500}, ValueError, "TRAIN_BATCH_SIZE to at most"),
         ({"context_column": "passage"}, QADataError, "Available columns: question, context, company"),
+        ({"group_column": "sector"}, QADataError, "Group column 'sector' not found"),
         ({"max_train_samples": 3}, ValueError, "fewer than one batch of 8"),
         ({"base_model": "./models/missing"}, OSError, r"BASE_MODEL: model folder not found: '\./models/missing'"),
         ({"base_model": "models/minilm"}, OSError, r"Hugging Face Hub is switched off \(HF_HUB_OFFLINE\)"),
+        ({"dataset": "missing.csv"}, QADataError, r"Data file not found: 'missing\.csv' \(working directory: "),
     ],
 )
 def test_bad_input_fails_before_any_model_is_loaded_and_writes_nothing(
     tmp_path: Path, tiny_model_dir: str, no_model_loading: None, changes: dict, error: type, message: str
 ):
-    with pytest.raises(error, match=message):
-        run_pipeline(fixture_config(tmp_path, tiny_model_dir, **changes), log=lambda line: None)
+    with pytest.raises(error, match=message):  # no_model_loading: an AssertionError had a model been loaded first
+        run(fixture_config(tmp_path, tiny_model_dir, **changes), log=quiet)
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_and_resume_together_are_refused_before_any_model_is_loaded(
+    tmp_path: Path, tiny_model_dir: str, no_model_loading: None
+):
+    with pytest.raises(ValueError, match="Choose one of overwrite"):
+        run(fixture_config(tmp_path, tiny_model_dir), log=quiet, overwrite=True, resume=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_used_output_dir_is_refused_before_any_model_is_loaded(
+    tmp_path: Path, tiny_model_dir: str, no_model_loading: None
+):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text('{"from": "run 1"}')
+    with pytest.raises(ValueError, match="is not empty"):
+        run(fixture_config(tmp_path, tiny_model_dir), log=quiet)
+    with pytest.raises(ValueError, match="Nothing to resume"):
+        run(fixture_config(tmp_path, tiny_model_dir), log=quiet, resume=True)
+    assert [path.name for path in (tmp_path / "run").iterdir()] == ["results.json"]
+    assert (tmp_path / "run" / "results.json").read_text() == '{"from": "run 1"}'
 
 
 def write_rows(path: Path, questions: list[str], contexts: list[str]) -> Path:
@@ -95,9 +119,7 @@ def write_rows(path: Path, questions: list[str], contexts: list[str]) -> Path:
 def test_a_corpus_of_too_few_passages_is_refused(tmp_path: Path, tiny_model_dir: str, no_model_loading: None):
     data = write_rows(tmp_path / "few.csv", [f"Question {i}?" for i in range(60)], ["One passage."] * 60)
     with pytest.raises(QADataError, match=r"The corpus holds 1 distinct passage\(s\); retrieval metrics need at least"):
-        run_pipeline(
-            fixture_config(tmp_path, tiny_model_dir, dataset=str(data), split="reference"), log=lambda line: None
-        )
+        run(fixture_config(tmp_path, tiny_model_dir, dataset=str(data), split="reference"), log=quiet)
     assert not (tmp_path / "run").exists()
 
 
@@ -108,70 +130,29 @@ def test_a_test_split_of_one_question_is_refused(tmp_path: Path, tiny_model_dir:
     with pytest.raises(
         QADataError, match=r"The test split holds 1 question\(s\); comparing two models needs at least 2"
     ):
-        run_pipeline(config, log=lambda line: None)
+        run(config, log=quiet)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_small_test_split_gives_a_counted_warning(tmp_path: Path, tiny_model_dir: str, no_model_loading: None):
+    config = fixture_config(tmp_path, tiny_model_dir)
+    pairs, splits = load_and_split(config)
+    questions = len(build_ir_inputs(splits["test"], pairs).queries)
+    assert 2 <= questions < 100
     lines: list[str] = []
     with pytest.raises(AssertionError, match="a model was loaded"):  # the checks passed; the model comes next
-        run_pipeline(fixture_config(tmp_path, tiny_model_dir), log=lines.append)
+        run(config, log=lines.append)
     assert [line for line in lines if line.startswith("warning:")] == [
-        "warning: The test split holds only 5 question(s): expect wide confidence intervals "
+        f"warning: The test split holds only {questions} question(s): expect wide confidence intervals "
         "(they shrink with the square root of the number of questions)."
     ]
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints: removed after the best model is saved unless kept; an interrupted run resumes to the same end
-# --------------------------------------------------------------------------------------------------
-def model_weights(folder: str | Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(Path(folder) / "model.safetensors")
-
-
-def test_checkpoints_are_removed_unless_kept(tmp_path: Path, tiny_model_dir: str):
-    run_pipeline(fixture_config(tmp_path, tiny_model_dir), log=lambda line: None, keep_checkpoints=False)
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["run"]["training_steps"] > 0
-
-
-def test_an_interrupted_run_resumes_to_the_same_end(tmp_path: Path, tiny_model_dir: str, monkeypatch):
-    from sentence_transformers import SentenceTransformerTrainer
-    from transformers import TrainerCallback
-
-    whole = run_pipeline(fixture_config(tmp_path / "whole", tiny_model_dir, epochs=2), log=lambda line: None)
-
-    class StopAfterFirstCheckpoint(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise KeyboardInterrupt  # as Ctrl-C right after epoch 1's checkpoint
-
-    original_init = SentenceTransformerTrainer.__init__
-
-    def init_with_interrupt(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self.add_callback(StopAfterFirstCheckpoint())
-
-    config = fixture_config(tmp_path / "parts", tiny_model_dir, epochs=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(SentenceTransformerTrainer, "__init__", init_with_interrupt)
-        with pytest.raises(KeyboardInterrupt):
-            run_pipeline(config, log=lambda line: None)
-    output = tmp_path / "parts" / "run"
-    per_epoch = whole["run"]["training_steps"] // 2
-    assert [path.name for path in (output / "checkpoints").glob("checkpoint-*")] == [f"checkpoint-{per_epoch}"]
-    assert not (output / "results.json").exists(), "no results from an unfinished run"
-
-    with pytest.raises(ValueError, match="is not empty"):  # a plain rerun would mix two runs
-        run_pipeline(config, log=lambda line: None)
-    resumed = run_pipeline(config, log=lambda line: None, resume_from_checkpoint=True)
-    assert resumed["run"]["resumed_from"] == str(output / "checkpoints" / f"checkpoint-{per_epoch}")
-    assert resumed["run"]["training_steps"] == whole["run"]["training_steps"]
-    assert resumed["finetuned"] == pytest.approx(whole["finetuned"], abs=1e-6)
-    ends = [model_weights(run["run"]["model_dir"]) for run in (whole, resumed)]
-    assert all((ends[0][name] - ends[1][name]).abs().max() < 1e-6 for name in ends[0])
+    # what the run says before it loads the model: the split, the device, the recipe
+    assert lines[-3:] == [
+        f"split sizes: { {name: len(frame) for name, frame in splits.items()} }",
+        lines[-2],
+        f"recipe 'reference': {config.training_recipe('cpu').describe()}",
+    ]
+    assert lines[-2].startswith("device: ")
 
 
 def test_passages_longer_than_the_model_window_are_counted(tmp_path: Path, tiny_model_dir: str, monkeypatch):
@@ -187,11 +168,69 @@ def test_passages_longer_than_the_model_window_are_counted(tmp_path: Path, tiny_
     def stop(*args: object, **kwargs: object) -> None:
         raise StopError
 
-    monkeypatch.setattr("ft_helpers.pipeline.evaluate_retrieval", stop)
+    monkeypatch.setattr("ft_helpers.workflow.evaluate_retrieval", stop)
     lines: list[str] = []
     with pytest.raises(StopError):
-        run_pipeline(fixture_config(tmp_path, tiny_model_dir, dataset=str(data)), log=lines.append)
+        run(fixture_config(tmp_path, tiny_model_dir, dataset=str(data)), log=lines.append)
+    documents = frame["context"].nunique()
+    assert documents == 48
     assert [line for line in lines if "token window" in line] == [
-        "warning: 3 of 48 passages are longer than the model's 128-token window, so their ends are cut off; "
-        "split long passages into chunks before fine-tuning."
+        f"warning: 3 of {documents} passages are longer than the model's 128-token window, so their ends are cut "
+        "off; split long passages into chunks before fine-tuning."
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# An interrupted run leaves no results.json, refuses a plain rerun, and resumes to the same end
+# --------------------------------------------------------------------------------------------------
+def model_weights(folder: str | Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(Path(folder) / "model.safetensors")
+
+
+def test_an_interrupted_run_resumes_to_the_same_end(tmp_path: Path, tiny_model_dir: str, monkeypatch):
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import TrainerCallback
+
+    whole = run(fixture_config(tmp_path / "whole", tiny_model_dir, epochs=2), log=quiet)
+    assert not (tmp_path / "whole" / "run" / "checkpoints").exists(), "removed at the end unless kept"
+
+    class StopAfterFirstCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt  # as Ctrl-C right after epoch 1's checkpoint
+
+    original_init = SentenceTransformerTrainer.__init__
+
+    def init_with_interrupt(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.add_callback(StopAfterFirstCheckpoint())
+
+    config = fixture_config(tmp_path / "parts", tiny_model_dir, epochs=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(SentenceTransformerTrainer, "__init__", init_with_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run(config, log=quiet)
+    output = tmp_path / "parts" / "run"
+    per_epoch = whole["training"]["steps"] // 2
+    assert [path.name for path in (output / "checkpoints").glob("checkpoint-*")] == [f"checkpoint-{per_epoch}"]
+    assert not (output / "results.json").exists(), "no results from an unfinished run"
+    assert not (output / "model").exists()
+
+    with pytest.raises(ValueError, match="is not empty"):  # a plain rerun would mix two runs
+        run(config, log=quiet)
+    lines: list[str] = []
+    resumed = run(config, log=lines.append, resume=True)
+    assert resumed["training"]["resumed_from"] == f"checkpoint-{per_epoch}"
+    assert whole["training"]["resumed_from"] is None
+    assert resumed["training"]["steps"] == whole["training"]["steps"]
+    assert resumed["training"]["best_step"] == whole["training"]["best_step"]
+    curves = [run["training"]["validation_by_epoch"] for run in (whole, resumed)]
+    assert [epoch for epoch, _ in curves[1]] == [epoch for epoch, _ in curves[0]] == [1.0, 2.0]
+    assert [score for _, score in curves[1]] == pytest.approx([score for _, score in curves[0]], abs=1e-6)
+    assert resumed["finetuned"] == pytest.approx(whole["finetuned"], abs=1e-6)
+    assert json.loads((output / "results.json").read_text())["training"]["resumed_from"] == f"checkpoint-{per_epoch}"
+    assert not (output / "checkpoints").exists(), "removed once results.json is written"
+    ends = [model_weights(folder / "run" / "model") for folder in (tmp_path / "whole", tmp_path / "parts")]
+    assert ends[0].keys() == ends[1].keys()
+    assert all((ends[0][name] - ends[1][name]).abs().max() < 1e-6 for name in ends[0])
