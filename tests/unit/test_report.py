@@ -402,3 +402,30 @@ def test_plot_dimensions_says_what_is_missing():
         plot_dimensions({})
     with pytest.raises(ValueError, match="No 'mrr@10' column in the table\\(s\\) of baseline"):
         plot_dimensions({"baseline": _by_size([0.7, 0.6, 0.5, 0.4])}, metric="mrr@10")
+
+
+@pytest.mark.parametrize("deduplicate", [True, False])
+def test_describe_run_says_how_the_model_was_made_without_local_paths(tmp_path, deduplicate):
+    from ft_helpers import RECIPES, RunConfig, build_ir_inputs, split_qa_pairs
+    from ft_helpers.report import describe_run
+
+    rows = pd.DataFrame(
+        {"question": [f"Question {i}?" for i in range(40)], "context": [f"Passage {i}." for i in range(40)]}
+    )
+    data = tmp_path / "my_data.csv"
+    rows.to_csv(data, index=False)
+    config = RunConfig(dataset=str(data), base_model="org/base-model", recipe="quick", seed=3)
+    splits = split_qa_pairs(rows, strategy="grouped", seed=3)
+    inputs = build_ir_inputs(splits["test"], rows, deduplicate=deduplicate)
+    facts = describe_run(config, config.training_recipe("cpu"), splits, inputs)
+    sizes = "/".join(str(len(splits[name])) for name in ("train", "validation", "test"))
+    assert facts == {
+        "Base model": "`org/base-model`",
+        "Training data": "`my_data.csv` (local): `question` (questions), `context` (passages)",
+        "Recipe": f"'quick': {RECIPES['quick'].describe()}; cosine schedule with 10% warm-up; the epoch with the "
+        "best validation NDCG@10 is kept",
+        "Split": f"grouped, seed 3: {sizes} rows (train/validation/test)",
+        "Test set": f"{len(splits['test'])} questions against 40 passages, "
+        + ("duplicates merged" if deduplicate else "one document per row"),
+    }
+    assert not any(str(tmp_path) in line for line in facts.values())
