@@ -144,3 +144,22 @@ def no_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a model was loaded before the input was checked")
 
     monkeypatch.setattr(SentenceTransformer, "__init__", refuse)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread_in_unit_tests(request: pytest.FixtureRequest):
+    """Run each module of tests/unit on one CPU thread, and restore torch's thread count after it.
+
+    The unit tests train and encode tiny batches, where a second thread gains little; on a machine whose cores are
+    busy (a benchmark beside the tests), torch's threads wait for each other and a tiny model's step takes 0.7 s
+    instead of 0.01 s (tests/unit took 5 minutes instead of 1). Other folders keep torch's own thread count.
+    """
+    if Path(__file__).parent / "unit" not in Path(request.path).parents:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
