@@ -234,3 +234,13 @@ def test_an_interrupted_run_resumes_to_the_same_end(tmp_path: Path, tiny_model_d
     ends = [model_weights(folder / "run" / "model") for folder in (tmp_path / "whole", tmp_path / "parts")]
     assert ends[0].keys() == ends[1].keys()
     assert all((ends[0][name] - ends[1][name]).abs().max() < 1e-6 for name in ends[0])
+
+
+def test_overwrite_replaces_an_earlier_runs_files(tmp_path: Path, tiny_model_dir: str):
+    output = tmp_path / "run"
+    (output / "eval" / "old").mkdir(parents=True)
+    (output / "results.json").write_text('{"from": "run 1"}')
+    results = run(fixture_config(tmp_path, tiny_model_dir), log=quiet, overwrite=True)
+    assert not (output / "eval" / "old").exists(), "nothing of the earlier run is left to mix with this one"
+    assert json.loads((output / "results.json").read_text())["training"] == results["training"]
+    assert sorted(path.name for path in (output / "eval").iterdir()) == ["baseline", "finetuned"]
