@@ -90,12 +90,14 @@ def name_local_paths(results: dict[str, Any], command: str) -> dict[str, Any]:
         command: The run's command as given (the stored command line had its ``$(...)`` expanded).
 
     Returns:
-        The results with absolute local paths among the settings shown as ``<name> (local folder)``.
+        The results with absolute local paths among the settings shown as ``<name> (local folder)`` or
+        ``<name> (local file)``, and the command as given.
     """
     results = json.loads(json.dumps(results))
     for key, value in results["settings"].items():
-        if isinstance(value, str) and value.startswith(("/", "~")) and Path(value).expanduser().exists():
-            results["settings"][key] = f"{Path(value).name} (local folder)"
+        path = Path(value).expanduser() if isinstance(value, str) else None
+        if path is not None and value.startswith(("/", "~")) and path.exists():
+            results["settings"][key] = f"{path.name} (local {'file' if path.is_file() else 'folder'})"
     results["provenance"]["command"] = command
     return results
 
