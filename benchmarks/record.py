@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     record_path = RESULTS_DIR / f"{args.name}.json"
     if record_path.exists():
-        print(f"error: {record_path.relative_to(ROOT)} exists: choose another name.", file=sys.stderr)
+        print(f"error: {record_path} exists: choose another name.", file=sys.stderr)
         return 2
     output_dir = Path(args.work_dir) / args.name
     log = ROOT / args.work_dir / f"{args.name}.log"

@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         path = record.write_record(
             args.record, [command], repository, {"notebook": round(wall_seconds, 1)}, args.note, output_dir
         )
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {path}")
     return 0
 
 

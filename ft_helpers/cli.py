@@ -40,8 +40,8 @@ example: python -m ft_helpers run --dataset data/qa.csv --base-model models/mini
 
 EVALUATE_EPILOG = """\
 One --model: its metrics. Two: both, and the second compared with the first query by query (paired bootstrap 95%
-intervals and a permutation test). The split is the one 'run' makes with the same --dataset, --split and --seed, so
-a model fine-tuned by 'run' is scored on questions it never saw.
+intervals and a permutation test). The split is the one 'run' makes with the same --dataset, --test-dataset,
+--split, --group-column and --seed, so a model fine-tuned by 'run' is scored on questions it never saw.
 writes to --output-dir: eval/model_<n>/ (per-query scores), comparison.png (two models) and results.json.
 example: python -m ft_helpers evaluate --dataset data/qa.csv --model models/minilm --model out/model \\
   --output-dir out-eval
@@ -79,15 +79,18 @@ def _add_option(parser: argparse.ArgumentParser, item: Field, default: Any = MIS
     default = item.default if default is MISSING else default
     text = (text or item.metadata["help"]).replace("%", "%%")
     if item.type == "bool":
-        parser.add_argument(flag(item.name), action=argparse.BooleanOptionalAction, default=default, help=text)
+        parser.add_argument(
+            flag(item.name), action=argparse.BooleanOptionalAction, default=default, help=f"{text} Default: {default}."
+        )
         return
+    choices = item.metadata["choices"]
     parser.add_argument(
         flag(item.name),
         type=_reader(item.type),
         default=default,
-        choices=item.metadata["choices"],
+        choices=choices,
         metavar=item.name.upper(),
-        help=f"{text} Default: {default}.",
+        help=f"{text} Choices: {', '.join(choices)}. Default: {default}." if choices else f"{text} Default: {default}.",
     )
 
 
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a sentence-transformers embedding model on question/passage pairs for retrieval, "
         "and measure it against the base model on held-out questions.",
     )
-    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    parser.add_argument("--debug", action="store_true", help="On an error, show the full traceback.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate}", parser_class=_Parser)
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -115,17 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     for item in fields(RunConfig):
         _add_option(run, item)
     resume = run.add_mutually_exclusive_group()
-    resume.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
+    resume.add_argument("--overwrite", action="store_true", help="Delete the files in --output-dir first.")
     resume.add_argument(
-        "--resume", action="store_true", help="go on from the last checkpoint in --output-dir (same options)"
+        "--resume", action="store_true", help="Go on from the last checkpoint in --output-dir (same options)."
     )
-    run.add_argument("--keep-checkpoints", action="store_true", help="keep --output-dir/checkpoints at the end")
+    run.add_argument("--keep-checkpoints", action="store_true", help="Keep --output-dir/checkpoints at the end.")
     run.add_argument(
         "--push-to-hub",
         metavar="REPO",
         default=None,
-        help="upload the fine-tuned model and its model card to this Hugging Face Hub repository (user/name, "
-        "created private if new), with the token that huggingface_hub finds (HF_TOKEN, or `hf auth login`)",
+        help="Upload the fine-tuned model and its model card to this Hugging Face Hub repository (user/name, "
+        "created private if new), with the token that huggingface_hub finds (HF_TOKEN, or `hf auth login`).",
     )
 
     evaluate = commands.add_parser(
@@ -140,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="MODEL",
-        help="a Hub id or a model folder; give it twice to compare (the first is the baseline)",
+        help="A Hub id or a model folder; give it twice to compare (the first is the baseline).",
     )
     evaluate.add_argument(
-        "--subset", choices=EVALUATION_SUBSETS, default="test", help="the split to score on. Default: test."
+        "--subset", choices=EVALUATION_SUBSETS, default="test", help="The split to score on. Default: test."
     )
     own = {
         "output_dir": ("output/evaluation", "Folder for the per-query scores (eval/), comparison.png, results.json."),
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     for item in fields(RunConfig):
         if item.name in EVALUATE_PARAMETERS:
             _add_option(evaluate, item, *own.get(item.name, (MISSING, None)))
-    evaluate.add_argument("--overwrite", action="store_true", help="delete the files in --output-dir first")
+    evaluate.add_argument("--overwrite", action="store_true", help="Delete the files in --output-dir first.")
     return parser
 
 

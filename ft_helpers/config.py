@@ -145,8 +145,8 @@ class RunConfig:
     sort_by_length: bool = _parameter(
         True,
         "Embed each batch in pieces of texts of similar length (ft_helpers.losses), so each piece carries little "
-        "padding: the same loss, several times faster on a CPU (--no-sort-by-length: sentence-transformers' own "
-        "loss classes).",
+        "padding: the same loss, faster on a CPU (measured: 5.7x for the quick recipe's loss, 1.8x for the improved "
+        "recipe's cached one); --no-sort-by-length trains with sentence-transformers' own loss classes.",
     )
     seed: int = _parameter(42, "Seed of the split (and of training, unless TRAINING_SEED is set).")
     training_seed: int | None = _parameter(

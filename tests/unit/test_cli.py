@@ -64,11 +64,11 @@ def test_every_field_has_an_option_with_its_help_and_choices():
         assert action.option_strings[0] == flag(item.name) == "--" + item.name.replace("_", "-")
         assert action.default == item.default, item.name
         shown = action.help.replace("%%", "%")  # argparse's escape of %
-        if item.type == "bool":
-            assert shown == item.metadata["help"], item.name
-        else:
-            assert shown == f"{item.metadata['help']} Default: {item.default}.", item.name
-            assert action.choices == item.metadata["choices"], item.name
+        choices = item.metadata["choices"]
+        listed = f" Choices: {', '.join(choices)}." if choices else ""
+        assert shown == f"{item.metadata['help']}{listed} Default: {item.default}.", item.name
+        if item.type != "bool":
+            assert action.choices == choices, item.name
             assert action.metavar == item.name.upper()
 
 
@@ -153,7 +153,7 @@ def test_evaluate_takes_the_evaluation_fields_a_model_and_a_subset(capsys):
     parsed = build_parser().parse_args(["evaluate", "--model", "m", "--subset", "validation"])
     assert (parsed.model, parsed.subset) == (["m"], "validation")
     assert build_parser().parse_args(["evaluate", "--model", "m"]).subset == "test"
-    assert "the split to score on" in help_text(["evaluate"], capsys)
+    assert "The split to score on" in help_text(["evaluate"], capsys)
 
 
 @pytest.mark.parametrize(
