@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module only imports the ones above it in this list):
 ``data`` -> ``split`` -> ``evaluation``, ``stats``, ``provenance`` -> ``training``, ``losses`` -> ``report`` ->
-``config`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``losses`` and ``workflow`` import
+``config`` -> ``serve`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``serve`` needs the
+``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an ONNX file. ``losses`` and ``workflow`` import
 sentence-transformers when they are imported, so they are not imported here.
 """
 
@@ -34,6 +35,7 @@ from .report import (
     save_results,
     tabulate_rank_bands,
 )
+from .serve import export_encoder, load_encoder
 from .split import (
     add_test_set,
     find_linked_groups,
@@ -86,10 +88,12 @@ __all__ = [
     "describe_run",
     "detect_hardware",
     "evaluate_retrieval",
+    "export_encoder",
     "find_linked_groups",
     "find_rank_changes",
     "format_rank_change",
     "headline_metrics",
+    "load_encoder",
     "load_qa_pairs",
     "normalize_text",
     "paired_bootstrap_ci",

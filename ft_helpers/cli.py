@@ -1,4 +1,4 @@
-"""Command line: ``python -m ft_helpers run ...`` fine-tunes and compares; ``python -m ft_helpers evaluate ...`` scores.
+"""Command line: ``python -m ft_helpers run`` fine-tunes and compares, ``evaluate`` scores, ``export`` makes ONNX.
 
 The options are built from :class:`~ft_helpers.config.RunConfig`'s fields, their help and their choices. Bad
 input ends the command with one line on standard error naming the option and what to do, and exit status 2;
@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .data import SUPPORTED_SUFFIXES
+from .serve import BACKENDS, QUANTIZATIONS, ExportError
 
 #: Exit status for bad input and for an interrupted run.
 EXIT_BAD_INPUT = 2
@@ -45,6 +46,15 @@ intervals and a permutation test). The split is the one 'run' makes with the sam
 writes to --output-dir: eval/model_<n>/ (per-query scores), comparison.png (two models) and results.json.
 example: python -m ft_helpers evaluate --dataset data/qa.csv --model models/minilm --model out/model \\
   --output-dir out-eval
+"""
+
+
+EXPORT_EPILOG = """\
+writes to --model's folder: onnx-encoder/ with encoder.onnx (fp32), encoder-int8.onnx (--quantize int8), the
+  tokenizer, and export.json (the weights' fingerprint, each file's size and its agreement with the model on sample
+  texts). Load it with ft_helpers.load_encoder(DIR, backend="onnx" | "onnx-int8"); score it with
+  `python -m ft_helpers evaluate --model DIR --backend onnx-int8 ...`. Needs: pip install '.[serve]'.
+example: python -m ft_helpers export --model out/model --quantize int8
 """
 
 
@@ -104,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and measure it against the base model on held-out questions.",
     )
     parser.add_argument("--debug", action="store_true", help="On an error, show the full traceback.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate}", parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,evaluate,export}", parser_class=_Parser
+    )
     formatter = argparse.RawDescriptionHelpFormatter
 
     run = commands.add_parser(
@@ -156,7 +168,29 @@ def build_parser() -> argparse.ArgumentParser:
     for item in fields(RunConfig):
         if item.name in EVALUATE_PARAMETERS:
             _add_option(evaluate, item, *own.get(item.name, (MISSING, None)))
+    evaluate.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        default=None,
+        help="How to run the model: torch (default), or onnx / onnx-int8 for a model folder exported with `export`. "
+        "Once for all models, or once per --model.",
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="Delete the files in --output-dir first.")
+
+    export = commands.add_parser(
+        "export",
+        help="export a fine-tuned model to ONNX (fp32, and int8 with --quantize int8)",
+        description="Export a saved model to ONNX inside its folder (onnx-encoder/): the transformer, its pooling and\n"
+        "normalisation in one graph, checked against the model before anything is written.",
+        epilog=EXPORT_EPILOG,
+        formatter_class=formatter,
+    )
+    export.add_argument("--model", required=True, metavar="DIR", help="The model folder (model/ of a run).")
+    export.add_argument(
+        "--quantize", choices=QUANTIZATIONS, default=None, help="Also write an int8 copy. Default: fp32 only."
+    )
+    export.add_argument("--overwrite", action="store_true", help="Replace an earlier export of this model.")
     return parser
 
 
@@ -222,10 +256,20 @@ def main(argv: list[str] | None = None) -> int:
             summary = {"results": f"{config.output_dir}/results.json", "model": f"{config.output_dir}/model"}
             if token is not None:
                 summary["hub"] = push_model(f"{config.output_dir}/model", control["push_to_hub"], token)
+        elif command == "export":
+            from .serve import export_encoder
+
+            _quiet_libraries()
+            manifest = export_encoder(options["model"], quantize=options["quantize"], overwrite=options["overwrite"])
+            folder = f"{options['model']}/onnx-encoder"
+            summary = {backend: f"{folder}/{item['file']}" for backend, item in manifest["files"].items()}
+            for backend, agreement in manifest["agreement_with_model"].items():
+                print(f"{backend}: mean cosine to the model's embeddings {agreement['mean_cosine']:.4f}")
         else:
             from .workflow import evaluate_models
 
             models, overwrite, subset = options.pop("model"), options.pop("overwrite"), options.pop("subset")
+            backends = options.pop("backend")
             config = RunConfig(**options)
             _quiet_libraries()
             evaluate_models(
@@ -235,13 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                 command=command_line,
                 log=lambda line: print(to_command_line(line)),
                 overwrite=overwrite,
+                backends=backends,
             )
             summary = {"results": f"{config.output_dir}/results.json"}
     except KeyboardInterrupt:
         how = "run the same command with --resume" if command == "run" else "run the same command with --overwrite"
         print(f"\nInterrupted. To go on, {how}.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError) as err:  # QADataError is a ValueError: everything we check raises these
+    except (ValueError, OSError, ExportError, ImportError) as err:  # QADataError is a ValueError
         if debug:
             traceback.print_exc()
         print(f"error: {to_command_line(str(err))}", file=sys.stderr)

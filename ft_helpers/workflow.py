@@ -38,6 +38,7 @@ from .report import (
     plot_training_curve,
     save_results,
 )
+from .serve import load_encoder, read_manifest
 from .split import add_test_set, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
@@ -420,6 +421,7 @@ def evaluate_models(
     command: str = "ft_helpers.workflow.evaluate_models",
     log: Any = print,
     overwrite: bool = False,
+    backends: list[str] | None = None,
 ) -> dict[str, Any]:
     """Score one model on the test (or validation) split, or compare two on it query by query; write ``results.json``.
 
@@ -433,6 +435,8 @@ def evaluate_models(
         command: How the evaluation was started, for ``results.json``.
         log: Called with progress messages and warnings.
         overwrite: Clear a non-empty ``config.output_dir`` first (otherwise it is refused).
+        backends: How to run each model: ``"torch"`` (default), or ``"onnx"`` / ``"onnx-int8"`` for a model folder
+            exported by :func:`ft_helpers.serve.export_encoder`; one for all models, or one per model.
 
     Returns:
         The content of ``results.json``: ``settings``, ``models``, ``metrics`` (one dict per model), ``comparison``
@@ -445,9 +449,16 @@ def evaluate_models(
         raise ValueError(f"Give one model to score or two to compare, got {len(models)}.")
     if subset not in EVALUATION_SUBSETS:
         raise ValueError(f"subset must be one of {', '.join(EVALUATION_SUBSETS)}, got {subset!r}.")
+    backends = list(backends or ["torch"])
+    if len(backends) == 1:
+        backends *= len(models)
+    if len(backends) != len(models):
+        raise ValueError(f"Give one backend for all models or one per model: {len(backends)} for {len(models)}.")
     config.validate()
-    for index, model in enumerate(models, start=1):
+    for index, (model, backend) in enumerate(zip(models, backends, strict=True), start=1):
         check_model_reference(model, label=f"model {index}")
+        if backend != "torch":
+            read_manifest(model, backend)  # an export of the model as it is now
     pairs, splits = load_and_split(config)
     inputs = build_ir_inputs(splits[subset], pairs, deduplicate=config.deduplicate_corpus)
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
@@ -458,15 +469,21 @@ def evaluate_models(
     hardware = detect_hardware()
     evaluator = build_evaluator(inputs, subset, config)
     scored = []
-    for index, model in enumerate(models, start=1):
+    for index, (model, backend) in enumerate(zip(models, backends, strict=True), start=1):
         folder = output_dir / "eval" / f"model_{index}"
-        result, _ = score_model(SentenceTransformer(model, device=hardware.device), evaluator, folder, config)
+        if backend == "torch":
+            encoder = SentenceTransformer(model, device=hardware.device)
+        else:
+            encoder = load_encoder(model, backend)
+        result, _ = score_model(encoder, evaluator, folder, config)
         result.per_query.to_csv(folder / "per_query.csv")
-        log(f"model {index} ({model}): {subset} NDCG@10 {result.metrics[f'{subset}_cosine_ndcg@10']:.4f}")
+        name = model if backend == "torch" else f"{model}, {backend}"
+        log(f"model {index} ({name}): {subset} NDCG@10 {result.metrics[f'{subset}_cosine_ndcg@10']:.4f}")
         scored.append(result)
     results: dict[str, Any] = {
         "settings": {name: getattr(config, name) for name in EVALUATE_PARAMETERS} | {"subset": subset},
         "models": list(models),
+        "backends": backends,
         "metrics": [result.metrics for result in scored],
         "split": {"sizes": {name: len(frame) for name, frame in splits.items()}},
         "evaluation": {subset: inputs.summary(), "per_query_metrics": list(PER_QUERY_METRICS)},
