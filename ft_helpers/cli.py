@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .data import SUPPORTED_SUFFIXES
+from .search import PRECISIONS
 from .serve import BACKENDS, QUANTIZATIONS, ExportError
 
 #: Exit status for bad input and for an interrupted run.
@@ -55,6 +56,15 @@ writes to --model's folder: onnx-encoder/ with encoder.onnx (fp32), encoder-int8
   texts). Load it with ft_helpers.load_encoder(DIR, backend="onnx" | "onnx-int8"); score it with
   `python -m ft_helpers evaluate --model DIR --backend onnx-int8 ...`. Needs: pip install '.[serve]'.
 example: python -m ft_helpers export --model out/model --quantize int8
+"""
+
+INDEX_EPILOG = """\
+writes to --output-dir: index.faiss, passages.jsonl (each passage once) and index.json (the model folder and its
+  weights' fingerprint, backend, embedding size, precision, bytes per passage). float32 is exact search; int8 keeps
+  1 byte a number (ranges learned from the passages); binary 1 bit a number, its candidates rescored in float.
+  Needs: pip install '.[serve]'.
+example: python -m ft_helpers index --model out/model --dataset data/qa.csv --output-dir out/index --dimensions 128
+then:    python -m ft_helpers search --index out/index "What was the revenue in 2023?"
 """
 
 
@@ -115,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="On an error, show the full traceback.")
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{run,evaluate,export}", parser_class=_Parser
+        dest="command", required=True, metavar="{run,evaluate,export,index,search}", parser_class=_Parser
     )
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -191,6 +201,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize", choices=QUANTIZATIONS, default=None, help="Also write an int8 copy. Default: fp32 only."
     )
     export.add_argument("--overwrite", action="store_true", help="Replace an earlier export of this model.")
+
+    index = commands.add_parser(
+        "index",
+        help="embed a corpus with a model and save a FAISS index of it",
+        description="Embed the passages of one column of a dataset with a model folder, and save a FAISS index of\n"
+        "them with the passages and what made it (the model's fingerprint, embedding size, precision).",
+        epilog=INDEX_EPILOG,
+        formatter_class=formatter,
+    )
+    index.add_argument("--model", required=True, metavar="DIR", help="The model folder (model/ of a run).")
+    index.add_argument("--dataset", required=True, help="A Hub dataset id or a local file holding the passages.")
+    index.add_argument("--context-column", default="context", help="The column of passages. Default: context.")
+    index.add_argument("--output-dir", required=True, help="Folder for the index (refused if not empty).")
+    index.add_argument(
+        "--dimensions", type=int, default=None, help="Numbers kept per embedding. Default: all (the model's size)."
+    )
+    index.add_argument("--precision", choices=PRECISIONS, default="float32", help="Default: float32.")
+    index.add_argument("--backend", choices=BACKENDS, default="torch", help="How to embed. Default: torch.")
+    index.add_argument("--batch-size", type=int, default=64, help="Passages embedded at a time. Default: 64.")
+    index.add_argument("--overwrite", action="store_true", help="Replace the files in --output-dir.")
+
+    search = commands.add_parser(
+        "search",
+        help="answer a question from a saved index",
+        description="Embed a question with the model that built the index and print its top passages.",
+        formatter_class=formatter,
+    )
+    search.add_argument("--index", required=True, metavar="DIR", help="A folder written by `index`.")
+    search.add_argument("question", help="The question (quote it).")
+    search.add_argument("--top-k", type=int, default=5, help="Passages to show. Default: 5.")
+    search.add_argument(
+        "--json", action="store_true", help="Print one JSON list of {rank, score, passage} objects instead."
+    )
     return parser
 
 
@@ -265,6 +308,38 @@ def main(argv: list[str] | None = None) -> int:
             summary = {backend: f"{folder}/{item['file']}" for backend, item in manifest["files"].items()}
             for backend, agreement in manifest["agreement_with_model"].items():
                 print(f"{backend}: mean cosine to the model's embeddings {agreement['mean_cosine']:.4f}")
+        elif command == "index":
+            from .data import load_passages
+            from .search import build_passage_index
+
+            if options["batch_size"] < 1:
+                raise ValueError(f"--batch-size must be at least 1, got {options['batch_size']}.")
+            passages = load_passages(options["dataset"], options["context_column"])
+            _quiet_libraries()
+            built = build_passage_index(
+                options["model"],
+                passages,
+                options["output_dir"],
+                dimensions=options["dimensions"],
+                precision=options["precision"],
+                backend=options["backend"],
+                batch_size=options["batch_size"],
+                overwrite=options["overwrite"],
+            )
+            summary = {"index": str(built.folder), "passages": len(built.passages)}
+        elif command == "search":
+            from .search import search_passages
+
+            if options["top_k"] < 1:
+                raise ValueError(f"--top-k must be at least 1, got {options['top_k']}.")
+            _quiet_libraries()
+            (hits,) = search_passages(options["index"], [options["question"]], top_k=options["top_k"])
+            if options["json"]:
+                print(json.dumps(hits, ensure_ascii=False))
+            else:
+                for hit in hits:
+                    print(f"{hit['rank']:>3}. {hit['score']:.4f}  {hit['passage']}")
+            return 0
         else:
             from .workflow import evaluate_models
 

@@ -279,14 +279,40 @@ def load_qa_pairs(
     Raises:
         QADataError: See :func:`read_table`, :func:`load_hub_dataset` and :func:`validate_qa_pairs`.
     """
-    if isinstance(source, pd.DataFrame):
-        frame = source
-    else:
-        path = Path(source).expanduser()
-        looks_local = (
-            path.exists()
-            or path.suffix.lower() in (*SUPPORTED_SUFFIXES, *OTHER_FILE_SUFFIXES)
-            or str(source).startswith((".", "/", "~"))
-        )
-        frame = read_table(path) if looks_local else load_hub_dataset(str(source), split=hub_split)
+    frame = source if isinstance(source, pd.DataFrame) else read_source(source, hub_split)
     return validate_qa_pairs(frame, question_column, context_column, drop_empty=drop_empty)
+
+
+def read_source(source: str | Path, hub_split: str = "train") -> pd.DataFrame:
+    """Read a local file (:func:`read_table`) or, for anything that does not look like a path, a Hub dataset."""
+    path = Path(source).expanduser()
+    looks_local = (
+        path.exists()
+        or path.suffix.lower() in (*SUPPORTED_SUFFIXES, *OTHER_FILE_SUFFIXES)
+        or str(source).startswith((".", "/", "~"))
+    )
+    return read_table(path) if looks_local else load_hub_dataset(str(source), split=hub_split)
+
+
+def load_passages(source: str | Path, column: str = "context", hub_split: str = "train") -> list[str]:
+    """Load the distinct, non-empty passages of one column of a Hub dataset or a local file, in file order.
+
+    Args:
+        source: A Hub dataset id or a local .csv/.json/.jsonl/.parquet file.
+        column: The column holding the passages.
+        hub_split: Split to load when ``source`` is a Hub id.
+
+    Returns:
+        Each passage once, first occurrence first.
+
+    Raises:
+        QADataError: The data cannot be read, has no such column, or no passage in it.
+    """
+    frame = read_source(source, hub_split)
+    if column not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:10])) + (", ..." if len(frame.columns) > 10 else "")
+        raise QADataError(f"{source} has no column {column!r} (its columns: {shown}): name it with --context-column.")
+    texts = [str(text) for text in frame[column] if isinstance(text, str) and text.strip()]
+    if not texts:
+        raise QADataError(f"{source}'s column {column!r} holds no passage.")
+    return list(dict.fromkeys(texts))

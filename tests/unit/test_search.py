@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ft_helpers.search import (
@@ -168,3 +169,46 @@ def test_too_many_dimensions_are_refused_before_embedding(model_copy: Path, tmp_
     with pytest.raises(ValueError, match="at most 32, the model's embedding size; got 64"):
         build_passage_index(model_copy, PASSAGES, tmp_path / "index", dimensions=64)
     assert not (tmp_path / "index").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line, and reading passages
+# --------------------------------------------------------------------------------------------------
+def test_load_passages_keeps_each_passage_once_and_names_a_missing_column(tmp_path: Path):
+    from ft_helpers.data import QADataError, load_passages
+
+    path = tmp_path / "docs.csv"
+    pd.DataFrame({"text": [*PASSAGES, " ", None]}).to_csv(path, index=False)
+    assert load_passages(path, "text") == PASSAGES[:5]
+    with pytest.raises(QADataError, match=r"has no column 'context' .*text.*: name it with --context-column"):
+        load_passages(path)
+    pd.DataFrame({"text": [" "]}).to_csv(path, index=False)
+    with pytest.raises(QADataError, match="holds no passage"):
+        load_passages(path, "text")
+
+
+def test_cli_index_then_search(model_copy: Path, tmp_path: Path, capsys):
+    from ft_helpers.cli import main
+
+    data = tmp_path / "docs.csv"
+    pd.DataFrame({"passage": PASSAGES}).to_csv(data, index=False)
+    index = tmp_path / "index"
+    argv = ["index", "--model", str(model_copy), "--dataset", str(data), "--context-column", "passage"]
+    assert main([*argv, "--output-dir", str(index), "--dimensions", "16", "--precision", "int8"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"index": str(index), "passages": 5}
+
+    assert main(["search", "--index", str(index), PASSAGES[3], "--top-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [hit["rank"] for hit in hits] == [1, 2] and hits[0]["passage"] == PASSAGES[3]
+    assert hits[0]["score"] >= hits[1]["score"]
+    assert main(["search", "--index", str(index), PASSAGES[3], "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("  1. ") and lines[0].endswith(PASSAGES[3])
+
+    assert main([*argv, "--output-dir", str(index)]) == 2
+    assert "is not empty: choose another --output-dir, or pass --overwrite" in capsys.readouterr().err
+    assert main(["search", "--index", str(tmp_path), "q"]) == 2
+    err = capsys.readouterr().err
+    assert "is not an index folder" in err and err.count("\n") == 1
+    assert main(["search", "--index", str(index), "q", "--top-k", "0"]) == 2
+    assert "--top-k must be at least 1" in capsys.readouterr().err
