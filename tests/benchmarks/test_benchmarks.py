@@ -374,3 +374,31 @@ def test_run_notebook_refuses_save_with_other_parameters_and_a_used_folder(tmp_p
             ["--dataset", str(tmp_path / "missing.csv"), "--base-model", str(tmp_path), "--work-dir", "w"]
         )
     assert "--dataset" in capsys.readouterr().err and not Path("w").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# serve_speed.py: the backends one after another, on the tiny model and the fixture
+# --------------------------------------------------------------------------------------------------
+def test_serve_speed_times_and_scores_each_backend_and_writes_one_record(tmp_path: Path, tiny_model_dir: str):
+    import serve_speed
+
+    argv = ["tiny", "--model", tiny_model_dir, "--dataset", str(FIXTURE_DATA), "--threads", "1"]
+    argv += ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), "--note", "a test"]
+    assert serve_speed.main(argv) == 0
+    saved = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    rows = {row["backend"]: row for row in saved["rows"]}
+    assert list(rows) == ["torch", "onnx", "onnx-int8"]
+    assert rows["onnx"]["test_ndcg@10"] == pytest.approx(rows["torch"]["test_ndcg@10"], abs=1e-6)
+    assert rows["onnx"]["mean_cosine_to_torch"] == pytest.approx(1, abs=1e-5)
+    assert rows["torch"]["speed_vs_torch"] == 1 and rows["torch"]["ndcg_vs_torch"] == 0
+    assert len({row["passages"] for row in rows.values()}) == 1 and rows["torch"]["passages"] > 0
+    for row in rows.values():
+        assert row["passages_per_second"] == pytest.approx(row["passages"] / row["encode_seconds"], rel=0.05)
+        assert row["file_bytes"] > 0 and row["load_seconds"] >= 0
+    assert rows["onnx-int8"]["file_bytes"] < rows["onnx"]["file_bytes"]
+    assert saved["export"]["int8"]["per_channel"] is True and saved["record"]["notes"] == ["a test"]
+    assert saved["record"]["commands"][0].startswith("python benchmarks/serve_speed.py tiny --model ")
+    assert re.fullmatch(r"[0-9a-f]{64}", saved["provenance"]["data"]["dataset"]["sha256"])
+    assert (tmp_path / "work" / "model" / "onnx-encoder" / "encoder-int8.onnx").is_file()
+    with pytest.raises(SystemExit):  # the record exists: refused, not overwritten
+        serve_speed.main(argv)
