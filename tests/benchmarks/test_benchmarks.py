@@ -402,3 +402,44 @@ def test_serve_speed_times_and_scores_each_backend_and_writes_one_record(tmp_pat
     assert (tmp_path / "work" / "model" / "onnx-encoder" / "encoder-int8.onnx").is_file()
     with pytest.raises(SystemExit):  # the record exists: refused, not overwritten
         serve_speed.main(argv)
+
+
+# --------------------------------------------------------------------------------------------------
+# index_scale.py: index kinds against exact search, at sizes topped up with distractors
+# --------------------------------------------------------------------------------------------------
+def test_add_distractors_keeps_the_real_vectors_and_draws_normalised_ones_like_them():
+    import index_scale
+    import numpy as np
+
+    generator = np.random.default_rng(0)
+    real = generator.normal(loc=1.0, size=(200, 8)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    grown = index_scale.add_distractors(real, 5000, seed=1)
+    assert grown.shape == (5000, 8) and grown.dtype == np.float32
+    np.testing.assert_array_equal(grown[:200], real)
+    np.testing.assert_allclose(np.linalg.norm(grown, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(grown[200:].mean(axis=0), real.mean(axis=0), atol=0.05)  # the same region
+    assert index_scale.add_distractors(real, 50, seed=1).shape == (50, 8)
+
+
+def test_index_scale_measures_each_kind_against_exact_search(tmp_path: Path, tiny_model_dir: str):
+    import index_scale
+
+    argv = ["tiny", "--model", tiny_model_dir, "--dataset", str(FIXTURE_DATA), "--sizes", "3000", "500"]
+    argv += ["--dimensions", "32", "16", "--queries", "20", "--results-dir", str(tmp_path)]
+    assert index_scale.main(argv) == 0
+    saved = json.loads((tmp_path / "tiny.json").read_text())
+    rows = saved["rows"]
+    assert [(r["vectors"], r["dimensions"], r["kind"]) for r in rows] == [
+        (n, d, kind) for n in (500, 3000) for d in (32, 16) for kind in ("flat", "hnsw", "ivf-pq")
+    ]
+    for row in rows:
+        assert row["p95_ms"] >= row["p50_ms"] > 0 and row["build_seconds"] >= 0
+        if row["kind"] == "flat":
+            assert row["recall@10"] == 1 and row["index_bytes"] >= row["vectors"] * row["dimensions"] * 4
+        else:
+            assert 0 < row["recall@10"] <= 1
+    pq = next(r for r in rows if r["kind"] == "ivf-pq" and r["vectors"] == 3000 and r["dimensions"] == 32)
+    flat = next(r for r in rows if r["kind"] == "flat" and r["vectors"] == 3000 and r["dimensions"] == 32)
+    assert pq["index_bytes"] < flat["index_bytes"] / 4  # 4 bytes of codes instead of 128 per vector
+    assert 0 < saved["settings"]["queries"] <= 20 and (tmp_path / "tiny.png").is_file()
