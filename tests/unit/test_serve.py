@@ -203,3 +203,51 @@ def test_cli_export_and_backend_refusals_are_one_line(model_copy: Path, tmp_path
     capsys.readouterr()
     assert main(["export", "--model", str(model_copy)]) == 2
     assert "exists already: pass --overwrite" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# The [serve] extra leaves the core stack alone
+# --------------------------------------------------------------------------------------------------
+CORE = {"torch", "transformers", "sentence-transformers", "huggingface-hub", "datasets", "accelerate"}
+
+
+def requirement_names(package: str) -> set[str]:
+    """The distributions a package requires, transitively (markers for extras left out)."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    seen, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        try:
+            listed = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for line in listed:
+            if "extra ==" in line:
+                continue
+            required = re.split(r"[ ;<>=!~\[(]", line, maxsplit=1)[0].lower().replace("_", "-")
+            if required not in seen:
+                seen.add(required)
+                todo.append(required)
+    return seen
+
+
+def test_the_serve_extra_requires_nothing_of_the_core_stack():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["serve"]
+    names = [line.split(">")[0].split("=")[0].strip() for line in extra]
+    assert names == ["onnx", "onnxruntime", "faiss-cpu"]
+    for name in names:
+        assert not requirement_names(name) & CORE, name
+
+
+def test_pip_check_passes_with_the_serve_extra_installed():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
