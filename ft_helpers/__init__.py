@@ -2,8 +2,9 @@
 
 Layers, lowest first (a module only imports the ones above it in this list):
 ``data`` -> ``split`` -> ``evaluation``, ``stats``, ``provenance`` -> ``training``, ``losses`` -> ``report`` ->
-``config`` -> ``serve`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``serve`` needs the
-``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an ONNX file. ``losses`` and ``workflow`` import
+``config`` -> ``search``, ``serve`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``serve`` needs the
+``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an ONNX file; ``search`` imports faiss only
+when it builds or reads an index. ``losses`` and ``workflow`` import
 sentence-transformers when they are imported, so they are not imported here.
 """
 
@@ -34,6 +35,12 @@ from .report import (
     plot_training_curve,
     save_results,
     tabulate_rank_bands,
+)
+from .search import (
+    build_passage_index,
+    pick_calibration_passages,
+    score_compressed,
+    search_passages,
 )
 from .serve import export_encoder, load_encoder
 from .split import (
@@ -75,6 +82,7 @@ __all__ = [
     "build_comparison_table",
     "build_ir_inputs",
     "build_pair_dataset",
+    "build_passage_index",
     "check_batch_size",
     "check_evaluation_sizes",
     "check_model_reference",
@@ -98,6 +106,7 @@ __all__ = [
     "normalize_text",
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",
+    "pick_calibration_passages",
     "pick_embedding_sizes",
     "plot_comparison",
     "plot_dimensions",
@@ -106,8 +115,10 @@ __all__ = [
     "read_validation_curve",
     "report_leakage",
     "save_results",
+    "score_compressed",
     "score_dimensions",
     "score_rankings",
+    "search_passages",
     "show_compact_progress",
     "split_grouped",
     "split_qa_pairs",

@@ -62,7 +62,6 @@ INDEX_EPILOG = """\
 writes to --output-dir: index.faiss, passages.jsonl (each passage once) and index.json (the model folder and its
   weights' fingerprint, backend, embedding size, precision, bytes per passage). float32 is exact search; int8 keeps
   1 byte a number (ranges learned from the passages); binary 1 bit a number, its candidates rescored in float.
-  Needs: pip install '.[serve]'.
 example: python -m ft_helpers index --model out/model --dataset data/qa.csv --output-dir out/index --dimensions 128
 then:    python -m ft_helpers search --index out/index "What was the revenue in 2023?"
 """

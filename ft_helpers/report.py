@@ -433,6 +433,7 @@ def collect_results(
     training_seconds: float,
     command: str,
     resumed_from: str | None = None,
+    compression: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Gather what a run measured, and how it was made, into the sections of ``results.json``.
 
@@ -451,9 +452,11 @@ def collect_results(
         training_seconds: Wall time of ``trainer.train()``.
         command: How the run was started: the command line, or ``"notebook"``.
         resumed_from: The checkpoint training resumed from, if any.
+        compression: ``"baseline"``/``"fine-tuned"`` -> :func:`~ft_helpers.search.score_compressed` (None: none).
 
     Returns:
         ``settings`` (every setting once, as trained), ``baseline``, ``finetuned``, ``comparison``, ``dimensions``,
+        ``compression`` (size x precision: bytes per passage and NDCG@10, per model),
         ``split`` (sizes, row numbers, leakage), ``evaluation``, ``training`` and ``provenance`` (command, code
         commit, data checksums, package versions, hardware); pass them to :func:`save_results`.
     """
@@ -465,6 +468,9 @@ def collect_results(
         "dimensions": {
             label: {str(size): row for size, row in frame.to_dict(orient="index").items()}
             for label, frame in dimensions.items()
+        },
+        "compression": {
+            label: frame.reset_index().to_dict(orient="records") for label, frame in (compression or {}).items()
         },
         "split": {
             "sizes": {name: len(frame) for name, frame in splits.items()},

@@ -40,7 +40,7 @@ def _faiss() -> Any:
     try:
         import faiss
     except ImportError as error:
-        raise ImportError("faiss is missing: pip install '.[serve]' (or: pip install faiss-cpu)") from error
+        raise ImportError("faiss is missing: pip install faiss-cpu") from error
     return faiss
 
 
@@ -187,6 +187,21 @@ def score_compressed(
     return pd.DataFrame(rows).set_index(["dimensions", "precision"])
 
 
+def pick_calibration_passages(train_pairs: pd.DataFrame, size: int = 1000, seed: int = 42) -> list[str]:
+    """Pick training passages whose embeddings set int8's ranges: none of them answers a test question.
+
+    Args:
+        train_pairs: The training split (a ``context`` column).
+        size: Passages to pick (all distinct ones if fewer).
+        seed: Seed of the pick.
+
+    Returns:
+        Distinct passages, in a seeded random order.
+    """
+    passages = pd.Series(train_pairs["context"].unique())
+    return passages.sample(n=min(size, len(passages)), random_state=seed).tolist()
+
+
 @dataclass
 class PassageIndex:
     """A saved FAISS index with its passages and what made it.
@@ -265,6 +280,7 @@ def build_passage_index(
     calibration_passages: list[str] | None = None,
     batch_size: int = 64,
     overwrite: bool = False,
+    embeddings: np.ndarray | None = None,
 ) -> PassageIndex:
     """Embed passages with a model folder and save a FAISS index of them, with the passages and what made it.
 
@@ -278,6 +294,7 @@ def build_passage_index(
         calibration_passages: For int8: passages whose embeddings set the ranges (None: the indexed passages).
         batch_size: Passages embedded at a time.
         overwrite: Replace the folder's files.
+        embeddings: The passages already embedded by this model, full size, one row per passage (None: embed them).
 
     Returns:
         The saved :class:`PassageIndex`.
@@ -295,13 +312,18 @@ def build_passage_index(
     unique = list(dict.fromkeys(passages))
     if not unique:
         raise ValueError("No passages to index.")
+    if embeddings is not None and len(embeddings) != len(passages):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(passages)} passages: give one row per passage.")
+    if embeddings is not None and len(unique) != len(passages):
+        raise ValueError("With embeddings, give each passage once (some repeat).")
     encoder = load_encoder(folder, backend)
     full = encoder.dimension if backend != "torch" else encoder.get_embedding_dimension()
     size = full if dimensions is None else dimensions
     if size > full:
         raise ValueError(f"dimensions must be at most {full}, the model's embedding size; got {size}.")
-    embeddings = np.asarray(encoder.encode(unique, batch_size=batch_size, show_progress_bar=True))
-    corpus = truncate_embeddings(embeddings, size)
+    if embeddings is None:
+        embeddings = np.asarray(encoder.encode(unique, batch_size=batch_size, show_progress_bar=True))
+    corpus = truncate_embeddings(np.asarray(embeddings), size)
     calibration = None
     if precision == "int8" and calibration_passages:
         calibration = truncate_embeddings(np.asarray(encoder.encode(calibration_passages, batch_size=batch_size)), size)

@@ -38,6 +38,7 @@ from .report import (
     plot_training_curve,
     save_results,
 )
+from .search import pick_calibration_passages, score_compressed
 from .serve import load_encoder, read_manifest
 from .split import add_test_set, split_qa_pairs
 from .stats import compare_per_query
@@ -123,6 +124,40 @@ def score_model(
     )
     result = evaluate_retrieval(model, evaluator, output_dir, corpus_embeddings=corpus_embeddings)
     return result, corpus_embeddings
+
+
+def score_compression(
+    model: SentenceTransformer,
+    inputs: IRInputs,
+    corpus_embeddings: Tensor,
+    calibration: list[str],
+    sizes: list[int],
+    config: RunConfig,
+) -> pd.DataFrame:
+    """Score retrieval at each embedding size in float32, int8 and binary FAISS indexes, as the notebook does.
+
+    Args:
+        model: The model that embedded ``corpus_embeddings``.
+        inputs: The test split's evaluator inputs.
+        corpus_embeddings: Its corpus, as :func:`score_model` embedded it.
+        calibration: Training passages whose embeddings set int8's ranges.
+        sizes: Embedding sizes.
+        config: The run's parameters (``eval_batch_size``).
+
+    Returns:
+        :func:`~ft_helpers.search.score_compressed`'s table: bytes per passage and NDCG@10.
+    """
+    queries = model.encode_query(list(inputs.queries.values()), batch_size=config.eval_batch_size)
+    calibration_embeddings = model.encode_document(calibration, batch_size=config.eval_batch_size)
+    return score_compressed(
+        queries,
+        corpus_embeddings.cpu().numpy(),
+        list(inputs.queries),
+        list(inputs.corpus),
+        inputs.relevant_docs,
+        calibration_embeddings,
+        dimensions=tuple(sizes),
+    )
 
 
 def train(
@@ -337,6 +372,8 @@ def run(
     log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
     sizes = pick_embedding_sizes(base_embeddings.shape[1], recipe.matryoshka_dims)
     dimensions = {"baseline": score_dimensions(base_model, test_evaluator, base_embeddings, sizes)}
+    calibration = pick_calibration_passages(splits["train"], seed=config.seed)
+    compression = {"baseline": score_compression(base_model, test_inputs, base_embeddings, calibration, sizes, config)}
     del base_model, base_embeddings
 
     # 3. Fine-tune
@@ -363,6 +400,8 @@ def run(
     add_results_to_model_card(model_dir, comparison, describe_run(config, recipe, splits, test_inputs))
     dimensions["fine-tuned"] = score_dimensions(model, test_evaluator, finetuned_embeddings, sizes)
     log(pd.concat(dimensions, axis=1).round(4).to_string())
+    compression["fine-tuned"] = score_compression(model, test_inputs, finetuned_embeddings, calibration, sizes, config)
+    log(pd.concat(compression, axis=1).round(4).to_string())
 
     # 5. Plots, per-query scores and results.json (last)
     for figure in (
@@ -388,6 +427,7 @@ def run(
         training_seconds=training_seconds,
         command=command,
         resumed_from=resume_from_checkpoint,
+        compression=compression,
     )
     save_results(output_dir / "results.json", **results)
     if not keep_checkpoints:  # only now: until results.json is whole, --resume can still finish the run

@@ -122,9 +122,10 @@ def close(left: object, right: object) -> bool:
     return left == right
 
 
-@pytest.mark.parametrize("section", ["baseline", "finetuned", "comparison", "dimensions"])
+@pytest.mark.parametrize("section", ["baseline", "finetuned", "comparison", "dimensions", "compression"])
 def test_notebook_and_command_line_give_the_same_numbers(runs: dict, section: str):
     notebook, cli = read_results(runs["notebook"]), read_results(runs["cli"])
+    assert notebook[section], f"no {section} in results.json"
     assert close(notebook[section], cli[section]), (notebook[section], cli[section])
 
 

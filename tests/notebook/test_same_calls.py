@@ -39,6 +39,8 @@ CALLS = (
     "show_compact_progress",
     "compare_per_query",
     "score_dimensions",
+    "pick_calibration_passages",
+    "score_compressed",
     "add_results_to_model_card",
 )
 

@@ -28,6 +28,7 @@ SECTIONS = {
     "finetuned",
     "comparison",
     "dimensions",
+    "compression",
     "split",
     "evaluation",
     "training",
@@ -237,6 +238,12 @@ def test_split_evaluation_and_dimensions_sections(finished: Finished):
     assert all(list(table) == ["32"] for table in saved["dimensions"].values())
     for label, key in (("baseline", "baseline"), ("fine-tuned", "finetuned")):
         assert saved["dimensions"][label]["32"]["ndcg@10"] == pytest.approx(saved[key]["test_cosine_ndcg@10"])
+    # the same sizes in FAISS indexes: exact float32 search gives the evaluator's score; int8 and binary take less
+    for label, key in (("baseline", "baseline"), ("fine-tuned", "finetuned")):
+        rows = {(row["dimensions"], row["precision"]): row for row in saved["compression"][label]}
+        assert list(rows) == [(32, "float32"), (32, "int8"), (32, "binary")]
+        assert rows[32, "float32"]["ndcg@10"] == pytest.approx(saved[key]["test_cosine_ndcg@10"], abs=1e-6)
+        assert [row["bytes_per_passage"] for row in rows.values()] == [128, 32, 4]
     assert [row["metric"] for row in saved["comparison"]][:2] == ["ndcg@10", "mrr@10"]
     ndcg = saved["comparison"][0]
     assert ndcg["baseline"] == pytest.approx(saved["baseline"]["test_cosine_ndcg@10"])
@@ -272,7 +279,17 @@ def test_evaluate_models_scores_the_base_and_the_fine_tuned_model_as_the_run_did
     lines: list[str] = []
     two = evaluate_models([tiny_model_dir, str(finished.output / "model")], config, command="pytest", log=lines.append)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert set(saved) == {"settings", "models", "metrics", "comparison", "split", "evaluation", "provenance"}
+    assert set(saved) == {
+        "settings",
+        "models",
+        "backends",
+        "metrics",
+        "comparison",
+        "split",
+        "evaluation",
+        "provenance",
+    }
+    assert saved["backends"] == ["torch", "torch"]
     assert saved["models"] == [tiny_model_dir, str(finished.output / "model")]
     # the same test questions and corpus as the run: the same scores, before and after fine-tuning
     assert two["metrics"][0] == pytest.approx(finished.saved["baseline"], abs=1e-6)
