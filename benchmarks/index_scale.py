@@ -159,13 +159,15 @@ def plot_rows(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def embed_data(model_dir: str, dataset: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def embed_data(
+    model_dir: str, dataset: str, batch_size: int, split: str = "grouped", seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
     """Embed every distinct passage of the data and the test questions with the model."""
     from sentence_transformers import SentenceTransformer
 
     from ft_helpers.workflow import load_and_split
 
-    config = RunConfig(dataset=dataset, base_model=model_dir)
+    config = RunConfig(dataset=dataset, base_model=model_dir, split=split, seed=seed)
     pairs, splits = load_and_split(config)
     test = build_ir_inputs(splits["test"], pairs, deduplicate=True)
     model = SentenceTransformer(model_dir, device="cpu")
@@ -185,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200, help="test questions timed (default: 200)")
     parser.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the distractors and IVF-PQ's training sample")
+    parser.add_argument("--split", choices=("grouped", "reference"), default="grouped", help="as the model's run")
+    parser.add_argument("--split-seed", type=int, default=42, help="the split's seed, as the model's run")
     parser.add_argument("--results-dir", default=str(SCALE_DIR), help=argparse.SUPPRESS)
     parser.add_argument("--note", action="append", default=[], help="a line a reader of the numbers must know")
     args = parser.parse_args(argv)
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         faiss.omp_set_num_threads(args.threads)
     repository = record.describe_repository()
     started = time.perf_counter()
-    passages, queries = embed_data(args.model, args.dataset, args.batch_size)
+    passages, queries = embed_data(args.model, args.dataset, args.batch_size, args.split, args.split_seed)
     queries = queries[: args.queries]
     rows = measure_sizes(passages, queries, sorted(args.sizes), args.dimensions, args.seed)
     words = ["python", "benchmarks/index_scale.py", *(sys.argv[1:] if argv is None else argv)]

@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
@@ -45,7 +43,14 @@ def file_bytes(model_dir: Path, backend: str, manifest: dict[str, Any]) -> int:
 
 
 def measure(
-    model_dir: Path, dataset: str, threads: int, batch_size: int, work_dir: Path, max_passages: int | None
+    model_dir: Path,
+    dataset: str,
+    threads: int,
+    batch_size: int,
+    work_dir: Path,
+    max_passages: int | None,
+    split: str = "grouped",
+    seed: int = 42,
 ) -> dict[str, Any]:
     """Export a copy of the model, then time and score each backend; return the export facts and one row each."""
     import torch
@@ -53,7 +58,7 @@ def measure(
     from ft_helpers import export_encoder, load_encoder
     from ft_helpers.workflow import build_evaluator, evaluate_retrieval, load_and_split
 
-    config = RunConfig(dataset=dataset, base_model=str(model_dir), eval_batch_size=batch_size)
+    config = RunConfig(dataset=dataset, base_model=str(model_dir), eval_batch_size=batch_size, split=split, seed=seed)
     pairs, splits = load_and_split(config)
     inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
     if max_passages:  # a quick try: the first passages, and only the questions they answer
@@ -72,12 +77,11 @@ def measure(
     rows, reference = [], None
     for backend in BACKENDS:
         started = time.perf_counter()
-        encoder = load_encoder(copy, backend, threads=threads)
+        encoder = load_encoder(copy, backend, threads=threads, device="cpu")
         load_seconds = time.perf_counter() - started
-        options = {"normalize_embeddings": True} if backend == "torch" else {}
-        encoder.encode(passages[:batch_size], batch_size=batch_size, **options)  # warm-up
+        encoder.encode_document(passages[:batch_size], batch_size=batch_size)  # warm-up
         started = time.perf_counter()
-        embeddings = np.asarray(encoder.encode(passages, batch_size=batch_size, **options))
+        embeddings = encoder.encode_document(passages, batch_size=batch_size)
         seconds = time.perf_counter() - started
         reference = embeddings if reference is None else reference
         cosine = (embeddings * reference).sum(axis=1)
@@ -117,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="the data the model was fine-tuned on (its test split)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every backend (default: 2)")
     parser.add_argument("--batch-size", type=int, default=64, help="passages per batch (default: 64)")
+    parser.add_argument("--split", choices=("grouped", "reference"), default="grouped", help="as the model's run")
+    parser.add_argument("--seed", type=int, default=42, help="the split's seed, as the model's run (default: 42)")
     parser.add_argument("--max-passages", type=int, default=None, help="only the first N test passages (a try)")
     parser.add_argument("--work-dir", default=None, help="folder for the exported copy (default: runs/NAME-serve)")
     parser.add_argument("--results-dir", default=str(SERVE_DIR), help=argparse.SUPPRESS)
@@ -133,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{model_dir} holds no saved model (no modules.json).")
     repository = record.describe_repository()
     started = time.perf_counter()
-    measured = measure(model_dir, args.dataset, args.threads, args.batch_size, work_dir, args.max_passages)
+    measured = measure(
+        model_dir, args.dataset, args.threads, args.batch_size, work_dir, args.max_passages, args.split, args.seed
+    )
     words = ["python", "benchmarks/serve_speed.py", *(sys.argv[1:] if argv is None else argv)]
     saved = {
         "record": {
@@ -143,7 +151,13 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": {"measure": round(time.perf_counter() - started, 1)},
             "notes": args.note,
         },
-        "settings": {"threads": args.threads, "batch_size": args.batch_size, "max_passages": args.max_passages},
+        "settings": {
+            "threads": args.threads,
+            "batch_size": args.batch_size,
+            "max_passages": args.max_passages,
+            "split": args.split,
+            "seed": args.seed,
+        },
         **measured,
         "provenance": {
             "data": {"dataset": describe_data(args.dataset)},

@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--index", required=True, metavar="DIR", help="A folder written by `index`.")
     search.add_argument("question", help="The question (quote it).")
+    search.add_argument(
+        "--model", default=None, metavar="DIR", help="The model folder, if it moved since it built the index."
+    )
     search.add_argument("--top-k", type=int, default=5, help="Passages to show. Default: 5.")
     search.add_argument(
         "--json", action="store_true", help="Print one JSON list of {rank, score, passage} objects instead."
@@ -332,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             if options["top_k"] < 1:
                 raise ValueError(f"--top-k must be at least 1, got {options['top_k']}.")
             _quiet_libraries()
-            (hits,) = search_passages(options["index"], [options["question"]], top_k=options["top_k"])
+            (hits,) = search_passages(
+                options["index"], [options["question"]], top_k=options["top_k"], model_dir=options["model"]
+            )
             if options["json"]:
                 print(json.dumps(hits, ensure_ascii=False))
             else:

@@ -7,7 +7,8 @@ Three precisions, each a FAISS index that stores what its name says:
   embeddings (keep them apart from the corpus you score); the float question is scored against the decoded passages.
 - ``binary``: sentence-transformers' ``quantize_embeddings(..., "ubinary")`` (1 bit a number) in
   ``IndexBinaryFlat``; Hamming distance picks ``rescore_multiplier`` times ``top_k`` candidates, which the float
-  question then scores again (as sentence-transformers' ``semantic_search_faiss`` does).
+  question then scores again (as sentence-transformers' ``semantic_search_faiss`` does), here as the cosine
+  between the question and the passage's signs (+1 or -1 a number), so scores read like the other precisions'.
 
 Embeddings cut to their first ``d`` numbers are normalised again, so cosine stays the score.
 """
@@ -101,7 +102,7 @@ def build_faiss_index(embeddings: np.ndarray, precision: str = "float32", calibr
     else:
         from sentence_transformers.util.quantization import quantize_embeddings
 
-        index = faiss.IndexBinaryFlat(dimensions)
+        index = faiss.IndexBinaryFlat(8 * ((dimensions + 7) // 8))  # whole bytes; padding bits are 0 everywhere
         index.add(quantize_embeddings(embeddings, precision="ubinary"))
         return index
     index.add(embeddings)
@@ -131,8 +132,13 @@ def search_faiss_index(
     candidates = top_k * rescore_multiplier  # FAISS pads with id -1 past the corpus size
     _, ids = index.search(quantize_embeddings(queries, precision="ubinary"), candidates)
     codes = faiss.vector_to_array(index.xb).reshape(index.ntotal, index.code_size)  # the packed bits, 1/8 byte each
-    bits = np.unpackbits(codes[np.maximum(ids, 0)], axis=2)[..., : queries.shape[1]].astype(np.float32)
-    scores = np.einsum("qd,qkd->qk", queries, bits)
+    dimensions = queries.shape[1]
+    scores = np.empty(ids.shape, dtype=np.float32)
+    for start in range(0, len(queries), 64):  # 64 questions at a time bound the unpacked candidates' memory
+        chunk = slice(start, start + 64)
+        bits = np.unpackbits(codes[np.maximum(ids[chunk], 0)], axis=2)[..., :dimensions].astype(np.float32)
+        signs = (2 * bits - 1) / np.sqrt(dimensions)  # unit vectors: the score is a cosine
+        scores[chunk] = np.einsum("qd,qkd->qk", queries[chunk], signs)
     scores[ids < 0] = -np.inf
     best = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
     rows = np.arange(len(queries))[:, None]
@@ -187,18 +193,25 @@ def score_compressed(
     return pd.DataFrame(rows).set_index(["dimensions", "precision"])
 
 
-def pick_calibration_passages(train_pairs: pd.DataFrame, size: int = 1000, seed: int = 42) -> list[str]:
-    """Pick training passages whose embeddings set int8's ranges: none of them answers a test question.
+def pick_calibration_passages(splits: dict[str, pd.DataFrame], size: int = 1000, seed: int = 42) -> list[str]:
+    """Pick training passages whose embeddings set int8's ranges: none answers a validation or test question.
+
+    They are still in the search corpus, which holds every passage as a RAG index does; what stays apart is the
+    passages the scored questions need. (The grouped split already keeps those out of training; with the reference
+    split a training passage can answer a test question too, and is left out here.)
 
     Args:
-        train_pairs: The training split (a ``context`` column).
-        size: Passages to pick (all distinct ones if fewer).
+        splits: The train/validation/test splits (``context`` columns).
+        size: Passages to pick (all eligible ones if fewer).
         seed: Seed of the pick.
 
     Returns:
         Distinct passages, in a seeded random order.
     """
-    passages = pd.Series(train_pairs["context"].unique())
+    from .data import normalize_text
+
+    held = {normalize_text(text) for name in ("validation", "test") for text in splits[name]["context"]}
+    passages = pd.Series([text for text in splits["train"]["context"].unique() if normalize_text(text) not in held])
     return passages.sample(n=min(size, len(passages)), random_state=seed).tolist()
 
 
@@ -222,17 +235,18 @@ class PassageIndex:
 def save_passage_index(
     folder: str | Path, index: Any, passages: list[str], manifest: dict[str, Any], overwrite: bool = False
 ) -> Path:
-    """Write an index, its passages and its manifest to a folder, all or nothing.
+    """Write an index, its passages and its manifest to a folder; a failure leaves no file of them behind.
+
+    With ``overwrite``, only the three files of an index are replaced; anything else in the folder stays.
 
     Raises:
         FileExistsError: The folder holds files and ``overwrite`` is False.
     """
     faiss = _faiss()
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} is not empty: choose another --output-dir, or pass --overwrite.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    check_output_folder(folder, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".index-", dir=folder))
     try:
         write = faiss.write_index_binary if isinstance(index, faiss.IndexBinary) else faiss.write_index
         write(index, str(staging / INDEX_FILE))
@@ -240,13 +254,28 @@ def save_passage_index(
             for number, passage in enumerate(passages):
                 handle.write(json.dumps({"id": number, "passage": passage}, ensure_ascii=False) + "\n")
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+        (folder / MANIFEST_FILE).unlink(missing_ok=True)  # first out, last in: a folder without it is no index
+        for name in (INDEX_FILE, PASSAGES_FILE, MANIFEST_FILE):
+            (staging / name).replace(folder / name)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def check_output_folder(folder: Path, overwrite: bool, model_dir: Path | None = None) -> None:
+    """Refuse an index folder that holds other files (unless ``overwrite``), or that is or holds the model's folder.
+
+    Raises:
+        FileExistsError: The folder is not empty and ``overwrite`` is False.
+        ValueError: It is the model's folder, or a folder above it, or the current folder.
+    """
+    resolved = folder.resolve()
+    if resolved == Path.cwd().resolve() or (model_dir is not None and resolved in model_dir.resolve().parents):
+        raise ValueError(f"{folder} holds the model or is the current folder: give --output-dir a folder of its own.")
+    if model_dir is not None and resolved == model_dir.resolve():
+        raise ValueError(f"{folder} is the model's folder: give --output-dir a folder of its own.")
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} is not empty: choose another --output-dir, or pass --overwrite.")
 
 
 def load_passage_index(folder: str | Path) -> PassageIndex:
@@ -306,29 +335,30 @@ def build_passage_index(
         raise ValueError(f"dimensions must be at least 1, got {dimensions}.")
     folder = check_model_folder(model_dir)
     output = Path(output_dir)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output} is not empty: choose another --output-dir, or pass --overwrite.")
+    check_output_folder(output, overwrite, folder)
     _faiss()
-    unique = list(dict.fromkeys(passages))
-    if not unique:
-        raise ValueError("No passages to index.")
     if embeddings is not None and len(embeddings) != len(passages):
         raise ValueError(f"{len(embeddings)} embeddings for {len(passages)} passages: give one row per passage.")
-    if embeddings is not None and len(unique) != len(passages):
-        raise ValueError("With embeddings, give each passage once (some repeat).")
+    first = list(dict.fromkeys(passages).keys())
+    if not first:
+        raise ValueError("No passages to index.")
+    if embeddings is not None:  # each passage once: the row of its first occurrence
+        rows = {passage: row for row, passage in reversed(list(enumerate(passages)))}
+        embeddings = np.asarray(embeddings)[[rows[passage] for passage in first]]
+    unique = first
     encoder = load_encoder(folder, backend)
-    full = encoder.dimension if backend != "torch" else encoder.get_embedding_dimension()
+    full = encoder.dimension
     size = full if dimensions is None else dimensions
     if size > full:
         raise ValueError(f"dimensions must be at most {full}, the model's embedding size; got {size}.")
     if embeddings is None:
-        embeddings = np.asarray(encoder.encode(unique, batch_size=batch_size, show_progress_bar=True))
+        embeddings = encoder.encode_document(unique, batch_size=batch_size, show_progress_bar=True)
     corpus = truncate_embeddings(np.asarray(embeddings), size)
     calibration = None
     if precision == "int8" and calibration_passages:
-        calibration = truncate_embeddings(np.asarray(encoder.encode(calibration_passages, batch_size=batch_size)), size)
+        calibration = truncate_embeddings(encoder.encode_document(calibration_passages, batch_size=batch_size), size)
     manifest = {
-        "model": str(model_dir),
+        "model": str(folder.resolve()),
         "model_fingerprint": fingerprint_model(folder),
         "backend": backend,
         "dimensions": size,
@@ -377,7 +407,12 @@ def search_passages(
             f"{folder} holds {manifest['dimensions']}-number embeddings; searching it at {dimensions} would "
             "compare unlike vectors: search at its size, or build another index."
         )
-    model_dir = manifest["model"] if model_dir is None else model_dir
+    if model_dir is None:
+        model_dir = manifest["model"]
+        if not Path(model_dir).is_dir():
+            raise FileNotFoundError(
+                f"The model that built {folder} is no longer at {model_dir}: give its folder (--model in the shell)."
+            )
     if fingerprint_model(model_dir) != manifest["model_fingerprint"]:
         raise ValueError(
             f"{model_dir} is not the model that built {folder} (its weights differ): search with that model, or "
@@ -386,7 +421,7 @@ def search_passages(
     if encoder is None:
         encoder = load_encoder(model_dir, manifest["backend"])
     queries = truncate_embeddings(
-        np.asarray(encoder.encode(list(questions))).reshape(len(questions), -1), manifest["dimensions"]
+        encoder.encode_query(list(questions)).reshape(len(questions), -1), manifest["dimensions"]
     )
     scores, ids = search_faiss_index(saved.index, queries, top_k=min(top_k, len(saved.passages)))
     return [

@@ -35,10 +35,15 @@ BACKENDS = ("torch", *BACKEND_FILES)
 #: What ``export --quantize`` accepts.
 QUANTIZATIONS = ("int8",)
 MANIFEST = "export.json"
-#: The graph's inputs, in this order (a tokenizer that gives no token_type_ids gets zeros).
+#: The graph's possible inputs, in this order: those the model's tokenizer gives (BERT: all three; MPNet and
+#: DistilBERT: no token_type_ids), less any the exporter drops because the model ignores it.
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 #: An exported fp32 graph must give the model's embeddings to within this (max absolute difference).
 EXPORT_TOLERANCE = 1e-4
+#: An int8 copy whose embedding of any sample text has a cosine below this to the model's is refused.
+INT8_MIN_COSINE = 0.95
+#: Files of a model folder that do not change what it computes: its model card, and an export inside it.
+NOT_THE_MODEL = ("README.md", EXPORT_FOLDER)
 #: How the int8 copy is made: int8 weights, one scale per output column ("per channel"), on the matrix products
 #: only. One scale per whole matrix (onnxruntime's default) lost too much: mean cosine 0.96 to the fp32 embeddings
 #: of MiniLM, against 0.993 per channel (256 real passages).
@@ -93,32 +98,43 @@ def check_model_folder(model_dir: str | Path) -> Path:
 
 
 def fingerprint_model(model_dir: str | Path) -> str:
-    """Return a sha256 over a model folder's weight files, so an export can tell if the model changed since.
+    """Return a sha256 over what a model folder computes with, so an export or index can tell if it changed since.
 
     Args:
         model_dir: A saved model's folder.
 
     Returns:
-        Hex digest over the names and contents of the ``*.safetensors`` and ``*.bin`` files at its top level.
+        Hex digest over the relative paths and contents of its weights (``*.safetensors``, ``*.bin``) and
+        configuration (``*.json``, ``*.txt``) in every module folder; the model card and ``onnx-encoder/`` are left
+        out.
 
     Raises:
-        FileNotFoundError: It holds no weight file.
+        FileNotFoundError: It does not exist, or holds no weight file.
     """
     import hashlib
 
     folder = Path(model_dir)
-    weights = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
-    if not weights:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No model folder {folder}: is the model still where it was saved?")
+    files = sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix in (".safetensors", ".bin", ".json", ".txt")
+        and path.relative_to(folder).parts[0] not in NOT_THE_MODEL
+        and not path.relative_to(folder).parts[0].startswith(".")
+    )
+    if not any(path.suffix in (".safetensors", ".bin") for path in files):
         raise FileNotFoundError(f"{folder} holds no weights (*.safetensors or *.bin): is it a saved model?")
     digest = hashlib.sha256()
-    for path in weights:
-        digest.update(path.name.encode())
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(hash_file(path).encode())
     return digest.hexdigest()
 
 
-def _graph_module(model: Any) -> Any:
-    """Wrap a SentenceTransformer as a module from token ids to L2-normalised sentence embeddings."""
+def _graph_module(model: Any, names: tuple[str, ...]) -> Any:
+    """Wrap a SentenceTransformer as a module from its token inputs (``names``, in order) to normalised embeddings."""
     import torch
 
     class SentenceEncoder(torch.nn.Module):
@@ -126,9 +142,8 @@ def _graph_module(model: Any) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-            embeddings = self.model(features)["sentence_embedding"]
+        def forward(self, *tensors: Any) -> Any:
+            embeddings = self.model(dict(zip(names, tensors, strict=True)))["sentence_embedding"]
             return torch.nn.functional.normalize(embeddings, p=2, dim=1)
 
     return SentenceEncoder(model).eval()
@@ -137,9 +152,7 @@ def _graph_module(model: Any) -> Any:
 def _tokenize(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
     """Tokenize texts for the graph: padded to the longest, cut at the model's window, int64."""
     encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
-    inputs = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUT_NAMES if name in encoded}
-    inputs.setdefault("token_type_ids", np.zeros_like(inputs["input_ids"]))
-    return inputs
+    return {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUT_NAMES if name in encoded}
 
 
 def _export_fp32(model: Any, path: Path, opset: int) -> None:
@@ -147,17 +160,18 @@ def _export_fp32(model: Any, path: Path, opset: int) -> None:
     import torch
 
     inputs = _tokenize(model.tokenizer, list(SAMPLE_TEXTS[:2]), model.max_seq_length)
-    arguments = tuple(torch.from_numpy(inputs[name]) for name in INPUT_NAMES)
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {"sentence_embedding": {0: "batch"}}
+    names = tuple(inputs)
+    arguments = tuple(torch.from_numpy(inputs[name]) for name in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"sentence_embedding": {0: "batch"}}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about each Python condition it records as a constant (BERT's hold for every shape) and
         # the exporter about operators it maps by an older opset's rules; the agreement check below is the test.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _graph_module(model),
+            _graph_module(model, names),
             arguments,
             str(path),
-            input_names=list(INPUT_NAMES),
+            input_names=list(names),
             output_names=["sentence_embedding"],
             dynamic_axes=axes,
             opset_version=opset,
@@ -231,34 +245,46 @@ def export_encoder(
     staging = Path(tempfile.mkdtemp(prefix=f".{EXPORT_FOLDER}-", dir=folder))
     try:
         backends = ["onnx"] + (["onnx-int8"] if quantize == "int8" else [])
-        try:
-            _export_fp32(model, staging / BACKEND_FILES["onnx"], opset)
-            if quantize == "int8":
-                _quantize_int8(staging / BACKEND_FILES["onnx"], staging / BACKEND_FILES["onnx-int8"])
-        except Exception as error:
-            raise ExportError(f"The ONNX export of {folder} failed: {type(error).__name__}: {error}") from error
-        model.tokenizer.save_pretrained(str(staging))
         manifest = {
             "model_fingerprint": fingerprint_model(folder),
             "max_seq_length": int(model.max_seq_length),
             "dimension": int(model.get_embedding_dimension()),
+            "prompts": dict(model.prompts),
             "opset": opset,
             "int8": INT8_SETTINGS if quantize == "int8" else None,
             "files": {},
             "agreement_with_model": {},
             "environment": collect_environment(),
         }
+        try:
+            _export_fp32(model, staging / BACKEND_FILES["onnx"], opset)
+            if quantize == "int8":
+                _quantize_int8(staging / BACKEND_FILES["onnx"], staging / BACKEND_FILES["onnx-int8"])
+            model.tokenizer.save_pretrained(str(staging))
+            agreements = {}
+            for backend in backends:
+                encoder = OnnxEncoder(staging / BACKEND_FILES[backend], staging, manifest["max_seq_length"], backend)
+                agreements[backend] = _agreement(reference, encoder.encode(list(SAMPLE_TEXTS)))
+        except Exception as error:
+            raise ExportError(
+                f"The ONNX export of {folder} failed, and nothing was written: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}"
+            ) from error
+        if agreements["onnx"]["max_abs_difference"] > EXPORT_TOLERANCE:
+            raise ExportError(
+                f"The exported graph does not reproduce {folder}'s embeddings (max difference "
+                f"{agreements['onnx']['max_abs_difference']:.2g} > {EXPORT_TOLERANCE:g}); nothing was written."
+            )
+        if quantize == "int8" and agreements["onnx-int8"]["min_cosine"] < INT8_MIN_COSINE:
+            raise ExportError(
+                f"The int8 copy of {folder} strays too far from the model (cosine "
+                f"{agreements['onnx-int8']['min_cosine']:.3f} < {INT8_MIN_COSINE} on a sample text); nothing was "
+                "written: export without --quantize and use the fp32 file."
+            )
         for backend in backends:
             path = staging / BACKEND_FILES[backend]
-            encoder = OnnxEncoder(path, staging, manifest["max_seq_length"], backend=backend)
-            agreement = _agreement(reference, encoder.encode(list(SAMPLE_TEXTS)))
-            if backend == "onnx" and agreement["max_abs_difference"] > EXPORT_TOLERANCE:
-                raise ExportError(
-                    f"The exported graph does not reproduce {folder}'s embeddings (max difference "
-                    f"{agreement['max_abs_difference']:.2g} > {EXPORT_TOLERANCE:g}); nothing was written."
-                )
             manifest["files"][backend] = {"file": path.name, "bytes": path.stat().st_size}
-            manifest["agreement_with_model"][backend] = agreement
+            manifest["agreement_with_model"][backend] = agreements[backend]
         manifest["seconds"] = round(time.perf_counter() - started, 1)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if target.exists():
@@ -300,8 +326,73 @@ def read_manifest(model_dir: str | Path, backend: str) -> dict[str, Any]:
     return manifest
 
 
+class _EvaluatorCalls:
+    """What sentence-transformers' evaluators call on a model, for an encoder that is not a SentenceTransformer.
+
+    ``encode_query`` / ``encode_document`` prepend the model's ``"query"`` / ``"document"`` prompt (if it has one,
+    as sentence-transformers does), or the ``prompt`` given; ``similarity`` is cosine.
+    """
+
+    similarity_fn_name = "cosine"
+    prompts: dict[str, str]
+
+    def encode(self, texts: list[str] | str, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode_for_evaluator(
+        self,
+        sentences: list[str] | str,
+        prompt_name: str | None,
+        prompt: str | None,
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        convert_to_tensor: bool = False,
+        truncate_dim: int | None = None,
+        **_: Any,
+    ) -> Any:
+        import torch
+
+        prefix = prompt if prompt is not None else self.prompts.get(prompt_name or "", "")
+        single = isinstance(sentences, str)
+        texts = [prefix + text for text in ([sentences] if single else sentences)]
+        embeddings = self.encode(texts, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        embeddings = embeddings[0] if single else embeddings
+        if truncate_dim is not None:
+            embeddings = embeddings[..., :truncate_dim]
+        return torch.from_numpy(np.ascontiguousarray(embeddings)) if convert_to_tensor else embeddings
+
+    def encode_query(
+        self, sentences: list[str] | str, prompt_name: str | None = "query", prompt: str | None = None, **options: Any
+    ) -> Any:
+        """``SentenceTransformer.encode_query``: the query prompt, then :meth:`encode` (numpy, or a tensor)."""
+        return self._encode_for_evaluator(sentences, prompt_name, prompt, **options)
+
+    def encode_document(
+        self,
+        sentences: list[str] | str,
+        prompt_name: str | None = "document",
+        prompt: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """``SentenceTransformer.encode_document``: the document prompt, then :meth:`encode`."""
+        return self._encode_for_evaluator(sentences, prompt_name, prompt, **options)
+
+    def similarity(self, a: Any, b: Any) -> Any:
+        """Cosine similarity between two sets of embeddings, as ``SentenceTransformer.similarity``."""
+        from sentence_transformers.util import cos_sim
+
+        return cos_sim(a, b)
+
+
+class _NoModelCard:
+    """Stands in for a model card: an exported encoder has none to store evaluation metrics in."""
+
+    def set_evaluation_metrics(self, *args: Any, **kwargs: Any) -> None:
+        """Do nothing."""
+
+
 @dataclass
-class OnnxEncoder:
+class OnnxEncoder(_EvaluatorCalls):
     """An exported encoder: texts in, L2-normalised float32 embeddings out, through onnxruntime.
 
     It also answers sentence-transformers' ``encode_query`` / ``encode_document`` / ``similarity`` calls, so that
@@ -313,6 +404,7 @@ class OnnxEncoder:
         max_seq_length: Tokens kept per text (the model's window).
         backend: ``"onnx"`` or ``"onnx-int8"``.
         threads: onnxruntime's intra-op threads (None: its default, one per core).
+        prompts: The model's prompts (``"query"``, ``"document"``, ...), from the export's manifest.
     """
 
     path: Path
@@ -320,7 +412,7 @@ class OnnxEncoder:
     max_seq_length: int
     backend: str = "onnx"
     threads: int | None = None
-    similarity_fn_name: str = "cosine"
+    prompts: dict[str, str] = field(default_factory=dict)
     session: Any = field(init=False, repr=False)
     tokenizer: Any = field(init=False, repr=False)
     model_card_data: Any = field(init=False, repr=False)
@@ -332,9 +424,16 @@ class OnnxEncoder:
         options = runtime.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads
-        self.session = runtime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = runtime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's own error classes derive from Exception only
+            raise ExportError(
+                f"onnxruntime cannot load {self.path}: {' '.join(str(error).split())[:300]} (export it again with "
+                "--overwrite)"
+            ) from error
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.tokenizer_dir))
         self.model_card_data = _NoModelCard()
+        self._inputs = {item.name for item in self.session.get_inputs()}
 
     @property
     def dimension(self) -> int:
@@ -356,67 +455,62 @@ class OnnxEncoder:
 
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        rows: list[np.ndarray] = [np.empty(0)] * len(texts)
+        stacked = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not show_progress_bar):
             chosen = order[start : start + batch_size]
             inputs = _tokenize(self.tokenizer, [texts[i] for i in chosen], self.max_seq_length)
-            (embeddings,) = self.session.run(None, inputs)
-            for i, row in zip(chosen, embeddings, strict=True):
-                rows[i] = row
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        stacked = np.stack(rows).astype(np.float32, copy=False)
+            (stacked[chosen],) = self.session.run(None, {k: v for k, v in inputs.items() if k in self._inputs})
         return stacked[0] if single else stacked
 
-    def _encode_for_evaluator(
-        self,
-        sentences: list[str],
-        batch_size: int = 32,
-        show_progress_bar: bool = False,
-        convert_to_tensor: bool = False,
-        truncate_dim: int | None = None,
-        **_: Any,
-    ) -> Any:
-        import torch
 
-        embeddings = self.encode(sentences, batch_size=batch_size, show_progress_bar=show_progress_bar)
-        if truncate_dim is not None:
-            embeddings = embeddings[..., :truncate_dim]
-        return torch.from_numpy(embeddings) if convert_to_tensor else embeddings
+@dataclass
+class TorchEncoder(_EvaluatorCalls):
+    """A SentenceTransformer behind the same ``encode`` as :class:`OnnxEncoder`: normalised float32 numpy rows.
 
-    def encode_query(self, sentences: list[str], **options: Any) -> Any:
-        """``SentenceTransformer.encode_query``'s signature, for sentence-transformers' evaluators."""
-        return self._encode_for_evaluator(sentences, **options)
+    Attributes:
+        model: The loaded model.
+    """
 
-    def encode_document(self, sentences: list[str], **options: Any) -> Any:
-        """``SentenceTransformer.encode_document``'s signature, for sentence-transformers' evaluators."""
-        return self._encode_for_evaluator(sentences, **options)
+    model: Any
+    model_card_data: Any = field(init=False, repr=False)
 
-    def similarity(self, a: Any, b: Any) -> Any:
-        """Cosine similarity between two sets of embeddings, as ``SentenceTransformer.similarity``."""
-        from sentence_transformers.util import cos_sim
+    def __post_init__(self) -> None:
+        self.prompts = dict(self.model.prompts)
+        self.model_card_data = _NoModelCard()
 
-        return cos_sim(a, b)
+    @property
+    def dimension(self) -> int:
+        """The embedding size."""
+        return int(self.model.get_embedding_dimension())
 
-
-class _NoModelCard:
-    """Stands in for a model card: an exported encoder has none to store evaluation metrics in."""
-
-    def set_evaluation_metrics(self, *args: Any, **kwargs: Any) -> None:
-        """Do nothing."""
+    def encode(self, texts: list[str] | str, batch_size: int = 32, show_progress_bar: bool = False) -> np.ndarray:
+        """Embed texts with the model (``normalize_embeddings=True``); one row for a single text."""
+        return self.model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        ).astype(np.float32, copy=False)
 
 
-def load_encoder(model_dir: str | Path, backend: str = "torch", threads: int | None = None) -> Any:
-    """Load a model folder as an encoder with ``encode(texts, batch_size=...)``.
+def load_encoder(
+    model_dir: str | Path, backend: str = "torch", threads: int | None = None, device: str | None = None
+) -> TorchEncoder | OnnxEncoder:
+    """Load a model folder as an encoder with ``encode(texts, batch_size=...)``: normalised float32 numpy rows.
 
     Args:
         model_dir: A saved model's folder; for the ONNX backends, exported first with :func:`export_encoder`.
-        backend: ``"torch"`` (the ``SentenceTransformer`` itself), ``"onnx"`` or ``"onnx-int8"``.
+        backend: ``"torch"`` (the ``SentenceTransformer``), ``"onnx"`` or ``"onnx-int8"`` (onnxruntime on the CPU).
         threads: CPU threads (None: the library's default).
+        device: For ``"torch"``: ``"cpu"``, ``"cuda"``, ... (None: sentence-transformers picks).
 
     Returns:
-        A ``SentenceTransformer`` on the CPU or GPU (``"torch"``), or an :class:`OnnxEncoder`.
+        A :class:`TorchEncoder` or an :class:`OnnxEncoder`. Both also answer ``encode_query``, ``encode_document``
+        and ``similarity`` as a ``SentenceTransformer`` does, for sentence-transformers' evaluators.
 
     Raises:
         ValueError: An unknown backend, or weights changed since the export.
@@ -431,9 +525,14 @@ def load_encoder(model_dir: str | Path, backend: str = "torch", threads: int | N
 
         if threads:
             torch.set_num_threads(threads)
-        return SentenceTransformer(str(folder))
+        return TorchEncoder(SentenceTransformer(str(folder), device=device))
     manifest = read_manifest(folder, backend)
     export = folder / EXPORT_FOLDER
     return OnnxEncoder(
-        export / manifest["files"][backend]["file"], export, manifest["max_seq_length"], backend, threads
+        export / manifest["files"][backend]["file"],
+        export,
+        manifest["max_seq_length"],
+        backend,
+        threads,
+        manifest.get("prompts", {}),
     )

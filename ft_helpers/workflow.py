@@ -372,7 +372,7 @@ def run(
     log(f"baseline test NDCG@10: {baseline.metrics['test_cosine_ndcg@10']:.4f}")
     sizes = pick_embedding_sizes(base_embeddings.shape[1], recipe.matryoshka_dims)
     dimensions = {"baseline": score_dimensions(base_model, test_evaluator, base_embeddings, sizes)}
-    calibration = pick_calibration_passages(splits["train"], seed=config.seed)
+    calibration = pick_calibration_passages(splits, seed=config.seed)
     compression = {"baseline": score_compression(base_model, test_inputs, base_embeddings, calibration, sizes, config)}
     del base_model, base_embeddings
 

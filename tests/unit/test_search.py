@@ -78,9 +78,18 @@ def test_compressed_search_finds_the_near_passage_and_scores_in_float(clustered,
     assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
     if precision == "int8":  # decoded passages: scores close to the exact cosine
         np.testing.assert_allclose(scores[:, 0], np.sum(queries * corpus[ids[:, 0]], axis=1), atol=0.05)
-    else:  # rescored: the float question against the passage's bits
-        bits = (corpus[ids[:, 0]] > 0).astype(np.float32)
-        np.testing.assert_allclose(scores[:, 0], np.sum(queries * bits, axis=1), atol=1e-5)
+    else:  # rescored: the cosine between the float question and the passage's signs
+        signs = np.where(corpus[ids[:, 0]] > 0, 1.0, -1.0) / np.sqrt(64)
+        np.testing.assert_allclose(scores[:, 0], np.sum(queries * signs, axis=1), atol=1e-5)
+        assert (np.abs(scores) <= 1 + 1e-6).all()
+
+
+def test_binary_search_at_a_size_that_is_not_whole_bytes():
+    corpus = normalised(40, 60, 5)  # 60 bits: 8 bytes, the last 4 bits padding
+    scores, ids = search_faiss_index(build_faiss_index(corpus, "binary"), corpus, top_k=1)
+    np.testing.assert_array_equal(ids[:, 0], np.arange(40))
+    expected = np.sum(corpus * np.where(corpus > 0, 1.0, -1.0), axis=1) / np.sqrt(60)
+    np.testing.assert_allclose(scores[:, 0], expected, atol=1e-5)
 
 
 def test_binary_search_on_a_small_corpus_pads_with_minus_one():
@@ -141,6 +150,12 @@ def test_an_index_answers_like_the_model_and_refuses_misuse(model_copy: Path, tm
         assert [hit["passage"] for hit in results[0]] == [PASSAGES[i] for i in order]
         assert results[0][0]["passage"] == PASSAGES[2] and results[0][0]["score"] == pytest.approx(1, abs=1e-5)
 
+    moved = tmp_path / "moved"
+    model_copy.rename(moved)
+    with pytest.raises(FileNotFoundError, match=r"is no longer at .*: give its folder \(--model in the shell\)"):
+        search_passages(tmp_path / "index", ["q"])
+    assert search_passages(tmp_path / "index", ["q"], model_dir=moved, top_k=1)[0][0]["rank"] == 1
+    moved.rename(model_copy)
     with pytest.raises(ValueError, match="holds 16-number embeddings; searching it at 32"):
         search_passages(tmp_path / "index", ["q"], dimensions=32)
     other = tmp_path / "other"
@@ -163,6 +178,41 @@ def test_index_refusals_before_the_model_loads(model_copy: Path, tmp_path: Path,
     with pytest.raises(FileNotFoundError, match=r"is not an index folder .* make one with"):
         load_passage_index(tmp_path / "used")
     assert not (tmp_path / "new").exists()
+
+
+def test_an_index_folder_may_not_hold_the_model_and_overwrite_keeps_other_files(model_copy: Path, tmp_path: Path):
+    for folder in (model_copy, tmp_path):
+        with pytest.raises(ValueError, match="give --output-dir a folder of its own"):
+            build_passage_index(model_copy, PASSAGES, folder, overwrite=True)
+    index = tmp_path / "index"
+    build_passage_index(model_copy, PASSAGES, index)
+    (index / "notes.txt").write_text("mine")
+    build_passage_index(model_copy, PASSAGES[:2], index, overwrite=True)
+    assert (index / "notes.txt").read_text() == "mine" and load_passage_index(index).passages == PASSAGES[:2]
+    assert sorted(p.name for p in index.iterdir()) == ["index.faiss", "index.json", "notes.txt", "passages.jsonl"]
+
+
+def test_given_embeddings_are_used_once_per_passage(model_copy: Path, tmp_path: Path):
+    from ft_helpers.serve import load_encoder
+
+    embeddings = load_encoder(model_copy, "torch", device="cpu").encode_document(PASSAGES)
+    built = build_passage_index(model_copy, PASSAGES, tmp_path / "index", embeddings=embeddings)
+    assert built.passages == PASSAGES[:5] and built.index.ntotal == 5
+    np.testing.assert_allclose(built.index.reconstruct_n(0, 5), embeddings[:5], atol=1e-6)
+    with pytest.raises(ValueError, match="3 embeddings for 6 passages"):
+        build_passage_index(model_copy, PASSAGES, tmp_path / "other", embeddings=embeddings[:3])
+
+
+def test_calibration_passages_answer_no_validation_or_test_question():
+    from ft_helpers.search import pick_calibration_passages
+
+    splits = {
+        "train": pd.DataFrame({"context": ["a", "b", "B.", "c", "a"]}),
+        "validation": pd.DataFrame({"context": ["c"]}),
+        "test": pd.DataFrame({"context": ["b"]}),
+    }
+    assert sorted(pick_calibration_passages(splits, size=10, seed=0)) == ["a"]  # "B." is "b" in other case
+    assert len(pick_calibration_passages({**splits, "test": pd.DataFrame({"context": ["z"]})}, size=1)) == 1
 
 
 def test_too_many_dimensions_are_refused_before_embedding(model_copy: Path, tmp_path: Path):

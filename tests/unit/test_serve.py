@@ -48,8 +48,9 @@ def model_copy(tmp_path: Path, tiny_model_dir: str) -> Path:
 
 
 def test_the_onnx_encoder_gives_the_models_embeddings_in_the_order_given(exported_dir: Path):
-    model = load_encoder(exported_dir, "torch")
-    expected = model.encode(TEXTS, normalize_embeddings=True)
+    model = load_encoder(exported_dir, "torch", device="cpu")
+    expected = model.encode(TEXTS)
+    assert expected.dtype == np.float32 and expected.shape == (len(TEXTS), model.dimension)
     encoder = load_encoder(exported_dir, "onnx")
     got = encoder.encode(TEXTS, batch_size=3)  # length-sorted inside, two batches
     assert got.dtype == np.float32 and got.shape == (len(TEXTS), encoder.dimension)
@@ -109,7 +110,7 @@ def test_a_failed_export_leaves_nothing_behind(model_copy: Path, monkeypatch: py
 
     before = sorted(p.name for p in model_copy.iterdir())
     monkeypatch.setattr(serve, "_quantize_int8", fail)
-    with pytest.raises(ExportError, match=r"The ONNX export of .* failed: RuntimeError: disk full"):
+    with pytest.raises(ExportError, match=r"The ONNX export of .* failed, and nothing was written: RuntimeError: disk"):
         export_encoder(model_copy, quantize="int8")
     assert sorted(p.name for p in model_copy.iterdir()) == before
 
@@ -120,6 +121,45 @@ def test_an_export_that_disagrees_with_the_model_is_refused(model_copy: Path, mo
     with pytest.raises(ExportError, match=r"does not reproduce .* nothing was written"):
         export_encoder(model_copy)
     assert sorted(p.name for p in model_copy.iterdir()) == before
+
+
+def test_an_int8_copy_too_far_from_the_model_is_refused(model_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    before = sorted(p.name for p in model_copy.iterdir())
+    monkeypatch.setattr(serve, "INT8_MIN_COSINE", 1.01)
+    with pytest.raises(ExportError, match=r"int8 copy of .* strays too far .* export without --quantize"):
+        export_encoder(model_copy, quantize="int8")
+    assert sorted(p.name for p in model_copy.iterdir()) == before
+
+
+def test_a_model_without_token_type_ids_exports_and_encodes(tmp_path: Path, tiny_model_dir: str):
+    """DistilBERT (and MPNet) ignore token_type_ids: the traced graph drops that input, and encoding must too."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)  # a BERT tokenizer: it does give token_type_ids
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    DistilBertModel(config).save_pretrained(tmp_path / "backbone")
+    tokenizer.save_pretrained(tmp_path / "backbone")
+    transformer = Transformer(str(tmp_path / "backbone"), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
+    model.save(str(tmp_path / "model"))
+    export_encoder(tmp_path / "model")
+    encoder = load_encoder(tmp_path / "model", "onnx")
+    np.testing.assert_allclose(encoder.encode(TEXTS), model.encode(TEXTS), atol=1e-5)
+
+
+def test_the_models_prompts_are_applied_as_sentence_transformers_does(tmp_path: Path, tiny_model_dir: str):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(tiny_model_dir, device="cpu", prompts={"query": "query: ", "document": "passage: "})
+    model.save(str(tmp_path / "model"))
+    export_encoder(tmp_path / "model")
+    for backend in ("torch", "onnx"):
+        encoder = load_encoder(tmp_path / "model", backend, device="cpu")
+        np.testing.assert_allclose(encoder.encode_query(TEXTS), model.encode_query(TEXTS), atol=1e-5)
+        np.testing.assert_allclose(encoder.encode_document(TEXTS), model.encode_document(TEXTS), atol=1e-5)
+        assert not np.allclose(encoder.encode_query(TEXTS), encoder.encode(TEXTS), atol=1e-3)
 
 
 def test_changed_weights_make_the_export_stale(model_copy: Path):
@@ -151,6 +191,16 @@ def test_a_model_without_export_says_which_command_makes_it(model_copy: Path):
         read_manifest(model_copy, "onnx")
     with pytest.raises(FileNotFoundError, match="--quantize int8"):
         load_encoder(model_copy, "onnx-int8")
+
+
+def test_a_changed_pooling_makes_the_export_stale_but_a_new_model_card_does_not(model_copy: Path):
+    export_encoder(model_copy)
+    (model_copy / "README.md").write_text("a new model card")
+    load_encoder(model_copy, "onnx")
+    config = model_copy / "1_Pooling" / "config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"pooling_mode": "cls"}))
+    with pytest.raises(ValueError, match="weights changed after its ONNX export"):
+        load_encoder(model_copy, "onnx")
 
 
 def test_onnx_encoder_keeps_a_thread_setting(exported_dir: Path):
@@ -251,3 +301,16 @@ def test_pip_check_passes_with_the_serve_extra_installed():
 
     done = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_cli_a_failed_export_is_one_line_and_leaves_nothing(model_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    def fail(source: Path, target: Path) -> None:
+        raise OSError("No space left on device\n(errno 28)")
+
+    before = sorted(p.name for p in model_copy.iterdir())
+    monkeypatch.setattr(serve, "_quantize_int8", fail)
+    assert main(["export", "--model", str(model_copy), "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: The ONNX export of") and "No space left on device (errno 28)" in err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in model_copy.iterdir()) == before
