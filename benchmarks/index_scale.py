@@ -26,10 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from run_notebook import portable_command
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
 
-from ft_helpers import RunConfig, build_ir_inputs, collect_environment, describe_data, detect_hardware
-from ft_helpers.provenance import describe_machine
+from ft_helpers import RunConfig, build_ir_inputs
 from ft_helpers.search import truncate_embeddings
 
 SCALE_DIR = record.RESULTS_DIR / "scale"
@@ -190,12 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the distractors and IVF-PQ's training sample")
     parser.add_argument("--split", choices=("grouped", "reference"), default="grouped", help="as the model's run")
     parser.add_argument("--split-seed", type=int, default=42, help="the split's seed, as the model's run")
-    parser.add_argument("--results-dir", default=str(SCALE_DIR), help=argparse.SUPPRESS)
-    parser.add_argument("--note", action="append", default=[], help="a line a reader of the numbers must know")
-    args = parser.parse_args(argv)
-    path = Path(args.results_dir) / f"{args.name}.json"
-    if path.exists():
-        parser.error(f"{path} exists: choose another name.")
+    args, path = parse_measurement_arguments(parser, argv, SCALE_DIR)
     if not (Path(args.model) / "modules.json").is_file():
         parser.error(f"{args.model} holds no saved model (no modules.json).")
     import faiss
@@ -207,15 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     passages, queries = embed_data(args.model, args.dataset, args.batch_size, args.split, args.split_seed)
     queries = queries[: args.queries]
     rows = measure_sizes(passages, queries, sorted(args.sizes), args.dimensions, args.seed)
-    words = ["python", "benchmarks/index_scale.py", *(sys.argv[1:] if argv is None else argv)]
     saved = {
-        "record": {
-            "name": args.name,
-            "commands": [portable_command(words)],
-            "repository": repository,
-            "wall_seconds": {"measure": round(time.perf_counter() - started, 1)},
-            "notes": args.note,
-        },
+        "record": describe_measurement(
+            args.name,
+            "benchmarks/index_scale.py",
+            sys.argv[1:] if argv is None else argv,
+            repository,
+            started,
+            args.note,
+        ),
         "settings": {
             "hnsw": HNSW,
             "ivf_pq": {"lists": "sqrt(vectors)", "probes": IVF_PROBES, "bytes_per_vector": "dimensions / 8"},
@@ -225,11 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
         "rows": rows,
-        "provenance": {
-            "data": {"dataset": describe_data(args.dataset)},
-            "packages": collect_environment() | {"faiss-cpu": faiss.__version__},
-            "hardware": detect_hardware().as_dict() | describe_machine(),
-        },
+        "provenance": describe_provenance(args.dataset, {"faiss-cpu": faiss.__version__}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")

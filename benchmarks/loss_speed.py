@@ -22,10 +22,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from run_notebook import portable_command
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
 
-from ft_helpers import collect_environment, describe_data, detect_hardware, load_qa_pairs
-from ft_helpers.provenance import describe_machine
+from ft_helpers import load_qa_pairs
 
 SPEED_DIR = record.RESULTS_DIR / "speed"
 
@@ -99,29 +98,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model", required=True, help="the model folder or Hub id")
     parser.add_argument("--steps", type=int, default=3, help="batches per loss (default: 3)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--note", action="append", default=[], help="a line a reader of the numbers must know")
-    args = parser.parse_args(argv)
-    path = SPEED_DIR / f"{args.name}.json"
-    if path.exists():
-        parser.error(f"{path.name} exists: choose another name.")
+    args, path = parse_measurement_arguments(parser, argv, SPEED_DIR)
     repository = record.describe_repository()
     started = time.perf_counter()
     rows = measure(args.dataset, args.base_model, args.steps, args.seed)
-    words = ["python", "benchmarks/loss_speed.py", *(sys.argv[1:] if argv is None else argv)]
     saved = {
-        "record": {
-            "name": args.name,
-            "commands": [portable_command(words)],
-            "repository": repository,
-            "wall_seconds": {"measure": round(time.perf_counter() - started, 1)},
-            "notes": args.note,
-        },
+        "record": describe_measurement(
+            args.name,
+            "benchmarks/loss_speed.py",
+            sys.argv[1:] if argv is None else argv,
+            repository,
+            started,
+            args.note,
+        ),
         "results": rows,
-        "provenance": {
-            "data": {"dataset": describe_data(args.dataset)},
-            "packages": collect_environment(),
-            "hardware": detect_hardware().as_dict() | describe_machine(),
-        },
+        "provenance": describe_provenance(args.dataset),
     }
     SPEED_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")

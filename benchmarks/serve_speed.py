@@ -26,10 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from run_notebook import portable_command
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
 
-from ft_helpers import RunConfig, build_ir_inputs, collect_environment, describe_data, detect_hardware
-from ft_helpers.provenance import describe_machine
+from ft_helpers import RunConfig, build_ir_inputs
 
 SERVE_DIR = record.RESULTS_DIR / "serve"
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -125,12 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="the split's seed, as the model's run (default: 42)")
     parser.add_argument("--max-passages", type=int, default=None, help="only the first N test passages (a try)")
     parser.add_argument("--work-dir", default=None, help="folder for the exported copy (default: runs/NAME-serve)")
-    parser.add_argument("--results-dir", default=str(SERVE_DIR), help=argparse.SUPPRESS)
-    parser.add_argument("--note", action="append", default=[], help="a line a reader of the numbers must know")
-    args = parser.parse_args(argv)
-    path = Path(args.results_dir) / f"{args.name}.json"
-    if path.exists():
-        parser.error(f"{path} exists: choose another name.")
+    args, path = parse_measurement_arguments(parser, argv, SERVE_DIR)
     work_dir = Path(args.work_dir or f"runs/{args.name}-serve")
     if work_dir.exists():
         parser.error(f"{work_dir} exists: remove it or give another --work-dir.")
@@ -142,15 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     measured = measure(
         model_dir, args.dataset, args.threads, args.batch_size, work_dir, args.max_passages, args.split, args.seed
     )
-    words = ["python", "benchmarks/serve_speed.py", *(sys.argv[1:] if argv is None else argv)]
     saved = {
-        "record": {
-            "name": args.name,
-            "commands": [portable_command(words)],
-            "repository": repository,
-            "wall_seconds": {"measure": round(time.perf_counter() - started, 1)},
-            "notes": args.note,
-        },
+        "record": describe_measurement(
+            args.name,
+            "benchmarks/serve_speed.py",
+            sys.argv[1:] if argv is None else argv,
+            repository,
+            started,
+            args.note,
+        ),
         "settings": {
             "threads": args.threads,
             "batch_size": args.batch_size,
@@ -159,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
         **measured,
-        "provenance": {
-            "data": {"dataset": describe_data(args.dataset)},
-            "packages": collect_environment(),
-            "hardware": detect_hardware().as_dict() | describe_machine(),
-        },
+        "provenance": describe_provenance(args.dataset),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
