@@ -21,6 +21,9 @@ REPORTED_PACKAGES = (
     "pandas",
     "numpy",
     "scipy",
+    "faiss-cpu",
+    "onnx",
+    "onnxruntime",
 )
 
 

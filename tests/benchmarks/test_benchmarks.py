@@ -76,6 +76,27 @@ def test_every_speed_record_holds_its_command_commit_versions_hardware_and_data_
     assert not ABSOLUTE_PATH.search(path.read_text(encoding="utf-8"))
 
 
+SERVE_RECORDS = sorted((ROOT / "benchmarks" / "results" / "serve").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SERVE_RECORDS, ids=[path.stem for path in SERVE_RECORDS])
+def test_every_serve_record_holds_its_command_commit_versions_hardware_and_data_checksum(path: Path):
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["record"]["name"] == path.stem
+    assert saved["record"]["commands"][0].startswith(f"python benchmarks/serve_speed.py {path.stem} ")
+    assert re.fullmatch(r"[0-9a-f]{40}", saved["record"]["repository"]["commit"])
+    assert re.fullmatch(r"[0-9a-f]{64}", saved["provenance"]["data"]["dataset"]["sha256"])
+    assert {"torch", "sentence-transformers", "onnxruntime"} <= set(saved["provenance"]["packages"])
+    rows = {row["backend"]: row for row in saved["rows"]}
+    assert list(rows) == ["torch", "onnx", "onnx-int8"]
+    for row in rows.values():
+        assert row["speed_vs_torch"] == pytest.approx(
+            row["passages_per_second"] / rows["torch"]["passages_per_second"], abs=0.01
+        )
+        assert row["passages_per_second"] == pytest.approx(row["passages"] / row["encode_seconds"], rel=0.01)
+    assert not ABSOLUTE_PATH.search(path.read_text(encoding="utf-8"))
+
+
 def test_summary_is_what_the_records_give():
     assert summarize.main(["--check"]) == 0
 
