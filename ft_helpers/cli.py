@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="How to run the model: torch (default), or onnx / onnx-int8 for a model folder exported with `export`. "
         "Once for all models, or once per --model.",
     )
+    evaluate.add_argument(
+        "--compression",
+        action="store_true",
+        help="Also score each model at smaller embedding sizes (384/256/128/64) in float32, int8 and binary FAISS "
+        "indexes, as `run` does: bytes per passage and NDCG@10, in results.json 'compression'.",
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="Delete the files in --output-dir first.")
 
     export = commands.add_parser(
@@ -348,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             from .workflow import evaluate_models
 
             models, overwrite, subset = options.pop("model"), options.pop("overwrite"), options.pop("subset")
-            backends = options.pop("backend")
+            backends, compression = options.pop("backend"), options.pop("compression")
             config = RunConfig(**options)
             _quiet_libraries()
             evaluate_models(
@@ -359,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 log=lambda line: print(to_command_line(line)),
                 overwrite=overwrite,
                 backends=backends,
+                compression=compression,
             )
             summary = {"results": f"{config.output_dir}/results.json"}
     except KeyboardInterrupt:

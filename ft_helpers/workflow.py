@@ -462,6 +462,7 @@ def evaluate_models(
     log: Any = print,
     overwrite: bool = False,
     backends: list[str] | None = None,
+    compression: bool = False,
 ) -> dict[str, Any]:
     """Score one model on the test (or validation) split, or compare two on it query by query; write ``results.json``.
 
@@ -477,10 +478,13 @@ def evaluate_models(
         overwrite: Clear a non-empty ``config.output_dir`` first (otherwise it is refused).
         backends: How to run each model: ``"torch"`` (default), or ``"onnx"`` / ``"onnx-int8"`` for a model folder
             exported by :func:`ft_helpers.serve.export_encoder`; one for all models, or one per model.
+        compression: Also score each model at smaller embedding sizes in float32, int8 and binary FAISS indexes,
+            as a run does (int8 ranges from training passages that answer no validation or test question).
 
     Returns:
         The content of ``results.json``: ``settings``, ``models``, ``metrics`` (one dict per model), ``comparison``
-        (two models only), ``split``, ``evaluation`` and ``provenance``.
+        (two models only), ``compression`` (with ``compression``: one table per model, as records), ``split``,
+        ``evaluation`` and ``provenance``.
     """
     import matplotlib.pyplot as plt
     from sentence_transformers import SentenceTransformer
@@ -508,18 +512,23 @@ def evaluate_models(
 
     hardware = detect_hardware()
     evaluator = build_evaluator(inputs, subset, config)
-    scored = []
+    calibration = pick_calibration_passages(splits, seed=config.seed) if compression else []
+    scored, compressed = [], []
     for index, (model, backend) in enumerate(zip(models, backends, strict=True), start=1):
         folder = output_dir / "eval" / f"model_{index}"
         if backend == "torch":
             encoder = SentenceTransformer(model, device=hardware.device)
         else:
             encoder = load_encoder(model, backend)
-        result, _ = score_model(encoder, evaluator, folder, config)
+        result, embeddings = score_model(encoder, evaluator, folder, config)
         result.per_query.to_csv(folder / "per_query.csv")
         name = model if backend == "torch" else f"{model}, {backend}"
         log(f"model {index} ({name}): {subset} NDCG@10 {result.metrics[f'{subset}_cosine_ndcg@10']:.4f}")
         scored.append(result)
+        if compression:
+            sizes = pick_embedding_sizes(embeddings.shape[1])
+            compressed.append(score_compression(encoder, inputs, embeddings, calibration, sizes, config))
+            log(compressed[-1].round(4).to_string())
     results: dict[str, Any] = {
         "settings": {name: getattr(config, name) for name in EVALUATE_PARAMETERS} | {"subset": subset},
         "models": list(models),
@@ -529,6 +538,8 @@ def evaluate_models(
         "evaluation": {subset: inputs.summary(), "per_query_metrics": list(PER_QUERY_METRICS)},
         "provenance": collect_provenance(command, config.dataset, config.test_dataset, hardware.as_dict()),
     }
+    if compression:
+        results["compression"] = [frame.reset_index().to_dict(orient="records") for frame in compressed]
     if len(scored) == 2:
         comparison = compare_per_query(
             scored[0].per_query,

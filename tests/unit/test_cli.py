@@ -145,14 +145,16 @@ def test_run_parses_every_kind_of_option():
 
 def test_evaluate_takes_the_evaluation_fields_a_model_and_a_subset(capsys):
     options = options_of("evaluate")
-    assert set(options) == {*EVALUATE_PARAMETERS, "help", "model", "subset", "overwrite"}
+    assert set(options) == {*EVALUATE_PARAMETERS, "help", "model", "subset", "overwrite", "backend", "compression"}
     for name in EVALUATE_PARAMETERS:
         if name not in ("output_dir", "seed"):  # evaluate explains these two its own way
             assert options[name].help.replace("%%", "%").startswith(RunConfig.help(name)), name
     assert options["output_dir"].default == "output/evaluation"
     parsed = build_parser().parse_args(["evaluate", "--model", "m", "--subset", "validation"])
     assert (parsed.model, parsed.subset) == (["m"], "validation")
-    assert build_parser().parse_args(["evaluate", "--model", "m"]).subset == "test"
+    defaults = build_parser().parse_args(["evaluate", "--model", "m"])
+    assert (defaults.subset, defaults.backend, defaults.compression) == ("test", None, False)
+    assert build_parser().parse_args(["evaluate", "--model", "m", "--compression"]).compression is True
     assert "The split to score on" in help_text(["evaluate"], capsys)
 
 
@@ -170,7 +172,7 @@ def test_evaluate_takes_the_evaluation_fields_a_model_and_a_subset(capsys):
         (["evaluate"], "error: the following arguments are required: --model"),
         (["evaluate", "--model", "m", "--subset", "train"], "error: argument --subset: invalid choice: 'train'"),
         (["evaluate", "--model", "m", "--epochs", "2"], "error: unrecognized arguments: --epochs 2"),
-        (["train"], "error: argument {run,evaluate}: invalid choice: 'train'"),
+        (["train"], "error: argument {run,evaluate,export,index,search}: invalid choice: 'train'"),
     ],
 )
 def test_unparsable_options_give_one_line_and_status_2(argv: list[str], message: str, capsys):

@@ -277,7 +277,9 @@ def test_evaluate_models_scores_the_base_and_the_fine_tuned_model_as_the_run_did
 ):
     config = fixture_config(tmp_path, tiny_model_dir, group_column="company")
     lines: list[str] = []
-    two = evaluate_models([tiny_model_dir, str(finished.output / "model")], config, command="pytest", log=lines.append)
+    two = evaluate_models(
+        [tiny_model_dir, str(finished.output / "model")], config, command="pytest", log=lines.append, compression=True
+    )
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(saved) == {
         "settings",
@@ -285,6 +287,7 @@ def test_evaluate_models_scores_the_base_and_the_fine_tuned_model_as_the_run_did
         "backends",
         "metrics",
         "comparison",
+        "compression",
         "split",
         "evaluation",
         "provenance",
@@ -297,6 +300,13 @@ def test_evaluate_models_scores_the_base_and_the_fine_tuned_model_as_the_run_did
     assert [row["delta"] for row in saved["comparison"]] == pytest.approx(
         [row["delta"] for row in finished.saved["comparison"]], abs=1e-6
     )
+    # the compressed-embedding tables too, with the same int8 calibration passages
+    for ours, runs in zip(saved["compression"], ("baseline", "fine-tuned"), strict=True):
+        expected = finished.saved["compression"][runs]
+        assert [(row["dimensions"], row["precision"], row["bytes_per_passage"]) for row in ours] == [
+            (row["dimensions"], row["precision"], row["bytes_per_passage"]) for row in expected
+        ]
+        assert [row["ndcg@10"] for row in ours] == pytest.approx([row["ndcg@10"] for row in expected], abs=1e-6)
     assert saved["settings"] == {name: getattr(config, name) for name in workflow.EVALUATE_PARAMETERS} | {
         "subset": "test"
     }
@@ -314,7 +324,7 @@ def test_evaluate_models_one_model_on_the_validation_split(tiny_model: Any, tiny
     config = fixture_config(tmp_path, tiny_model_dir)
     one = evaluate_models([tiny_model_dir], config, subset="validation", log=quiet)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "comparison" not in saved and len(saved["metrics"]) == 1
+    assert "comparison" not in saved and "compression" not in saved and len(saved["metrics"]) == 1
     assert saved["settings"]["subset"] == "validation"
     assert all(key.startswith("validation_cosine_") for key in saved["metrics"][0])
     pairs, splits = load_and_split(config)
