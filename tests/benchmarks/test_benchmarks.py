@@ -464,3 +464,52 @@ def test_index_scale_measures_each_kind_against_exact_search(tmp_path: Path, tin
     flat = next(r for r in rows if r["kind"] == "flat" and r["vectors"] == 3000 and r["dimensions"] == 32)
     assert pq["index_bytes"] < flat["index_bytes"] / 4  # 4 bytes of codes instead of 128 per vector
     assert 0 < saved["settings"]["queries"] <= 20 and (tmp_path / "tiny.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# compression.py: both models' size x precision tables, as a run makes them
+# --------------------------------------------------------------------------------------------------
+def test_compression_scores_both_models_as_a_run_does_and_writes_one_record(tmp_path: Path, tiny_model_dir: str):
+    import compression
+
+    from ft_helpers import RunConfig
+    from ft_helpers.workflow import evaluate_models
+
+    argv = ["tiny", "--model", tiny_model_dir, "--base-model", tiny_model_dir, "--dataset", str(FIXTURE_DATA)]
+    argv += ["--work-dir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), "--note", "a test"]
+    assert compression.main(argv) == 0
+    saved = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    config = RunConfig(dataset=str(FIXTURE_DATA), output_dir=str(tmp_path / "check"))
+    expected = evaluate_models([tiny_model_dir], config, compression=True, log=lambda line: None)
+    for label in ("baseline", "fine-tuned"):  # the same model twice: both tables are the model's own
+        assert saved["compression"][label] == expected["compression"][0]
+    assert [(row["dimensions"], row["precision"]) for row in saved["compression"]["baseline"]] == [
+        (32, "float32"),
+        (32, "int8"),
+        (32, "binary"),
+    ]
+    assert saved["goal"] is None  # the tiny model has no 128-number cell
+    assert saved["comparison"][0]["metric"] == "ndcg@10" and saved["comparison"][0]["delta"] == 0
+    assert saved["questions"] > 0 and saved["passages"] > 0 and saved["record"]["notes"] == ["a test"]
+    assert saved["record"]["commands"][0].startswith("python benchmarks/compression.py tiny --model ")
+    assert re.fullmatch(r"[0-9a-f]{64}", saved["provenance"]["data"]["dataset"]["sha256"])
+    with pytest.raises(SystemExit):  # the record exists: refused, not overwritten
+        compression.main(argv)
+
+
+def test_check_goal_compares_128_int8_fine_tuned_with_the_full_float32_base():
+    import compression
+
+    def table(scores: dict[tuple[int, str], float]) -> list[dict]:
+        bytes_ = {"float32": 4, "int8": 1, "binary": 1 / 8}
+        return [
+            {"dimensions": d, "precision": p, "bytes_per_passage": int(d * bytes_[p]), "ndcg@10": s}
+            for (d, p), s in scores.items()
+        ]
+
+    base = table({(384, "float32"): 0.76, (128, "int8"): 0.70})
+    goal = compression.check_goal(base, table({(384, "float32"): 0.86, (128, "int8"): 0.84}))
+    assert goal["met"] is True and goal["difference"] == pytest.approx(0.08)
+    assert goal["baseline"]["bytes_per_passage"] == 1536 and goal["fine-tuned"]["bytes_per_passage"] == 128
+    missed = compression.check_goal(base, table({(384, "float32"): 0.80, (128, "int8"): 0.75}))
+    assert missed["met"] is False and missed["difference"] == pytest.approx(-0.01)
