@@ -47,8 +47,8 @@ class Recipe:
         inner = "CachedMultipleNegativesRankingLoss" if self.mini_batch_size else "MultipleNegativesRankingLoss"
         return f"MatryoshkaLoss({inner})" if self.matryoshka_dims else inner
 
-    def describe(self) -> str:
-        """Say in one line what the recipe trains, generated from its fields."""
+    def describe(self, sort_by_length: bool = False) -> str:
+        """Say in one line what the recipe trains, generated from its fields (and whether batches are length-sorted)."""
         loss = "CachedMultipleNegativesRankingLoss" if self.mini_batch_size else "MultipleNegativesRankingLoss"
         if self.mini_batch_size:
             loss += f" (mini-batches of {self.mini_batch_size})"
@@ -56,7 +56,8 @@ class Recipe:
             loss += f" in MatryoshkaLoss ({'/'.join(map(str, self.matryoshka_dims))})"
         rows = f", {self.max_train_samples:,} training rows" if self.max_train_samples else ""
         epochs = "1 epoch" if self.epochs == 1 else f"{self.epochs} epochs"
-        return f"{loss}, batch {self.train_batch_size}, learning rate {self.learning_rate:g}, {epochs}{rows}"
+        sorting = "; each batch embedded in length-sorted pieces" if sort_by_length else ""
+        return f"{loss}, batch {self.train_batch_size}, learning rate {self.learning_rate:g}, {epochs}{rows}{sorting}"
 
 
 #: The recipes RECIPE / --recipe can name.

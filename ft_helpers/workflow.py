@@ -352,8 +352,7 @@ def run(
         resume_from_checkpoint = get_last_checkpoint(str(output_dir / "checkpoints"))
     log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
-    sorting = "; each batch embedded in length-sorted pieces (--sort-by-length)" if config.sort_by_length else ""
-    log(f"recipe '{recipe.name}': {recipe.describe()}{sorting}")
+    log(f"recipe '{recipe.name}': {recipe.describe(config.sort_by_length)}")
 
     # 1. Evaluators: each split's questions against every passage in the data
     test_evaluator = build_evaluator(test_inputs, "test", config)

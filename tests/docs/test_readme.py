@@ -93,6 +93,14 @@ def test_benchmarks_readme_shows_the_exact_command_of_every_record_it_cites():
             assert command in BENCHMARKS_README, f"{name}: {command}"
 
 
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*/*.json")), ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_benchmarks_readme_shows_the_command_of_every_measurement_record(path: Path):
+    """Records of the measurement scripts (speed/, serve/, compression/, scale/), each linked with its command."""
+    assert f"results/{path.parent.name}/{path.name}" in BENCHMARKS_README
+    for command in json.loads(path.read_text(encoding="utf-8"))["record"]["commands"]:
+        assert command in BENCHMARKS_README, command
+
+
 def test_recipes_table_is_the_recipes_in_the_code():
     rows = {
         cells[0].strip("` "): cells

@@ -74,6 +74,7 @@ def test_a_recipe_of_other_settings_is_named_and_described_from_its_fields(chang
     recipe = dataclasses.replace(Recipe("mine", epochs=2, train_batch_size=8, learning_rate=3e-5), **changes)
     assert recipe.loss_name == loss
     assert recipe.describe() == text
+    assert recipe.describe(sort_by_length=True) == f"{text}; each batch embedded in length-sorted pieces"
 
 
 def test_recipes_are_frozen():

@@ -150,8 +150,7 @@ def test_a_small_test_split_gives_a_counted_warning(tmp_path: Path, tiny_model_d
     assert lines[-3:] == [
         f"split sizes: { {name: len(frame) for name, frame in splits.items()} }",
         lines[-2],
-        f"recipe 'reference': {config.training_recipe('cpu').describe()}; each batch embedded in length-sorted "
-        "pieces (--sort-by-length)",
+        f"recipe 'reference': {config.training_recipe('cpu').describe()}; each batch embedded in length-sorted pieces",
     ]
     assert lines[-2].startswith("device: ")
 
