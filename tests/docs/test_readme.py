@@ -140,3 +140,48 @@ def test_readme_says_how_to_get_the_data_file_it_names():
 def test_relative_links_resolve(path: Path):
     for target in re.findall(r"\]\((?!https?://|#)([^)]+)\)", path.read_text(encoding="utf-8")):
         assert (path.parent / target.split("#")[0]).exists(), target
+
+
+def section(text: str, heading: str) -> str:
+    """The text under a ``## `` heading, up to the next one."""
+    return text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the markdown tables in ``text``, as lists of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if not line.startswith("|---")]
+
+
+def test_the_compression_table_is_its_records():
+    text = section(BENCHMARKS_README, "Smaller embeddings: size and precision")
+    saved = json.loads((RESULTS / "compression" / "cpu_improved_10ep.json").read_text(encoding="utf-8"))
+    expected = [
+        [
+            str(base["dimensions"]),
+            base["precision"],
+            f"{base['bytes_per_passage']:,}",
+            f"{base['ndcg@10']:.4f}",
+            f"{tuned['ndcg@10']:.4f}",
+        ]
+        for base, tuned in zip(saved["compression"]["baseline"], saved["compression"]["fine-tuned"], strict=True)
+    ]
+    assert table_rows(text)[1:] == expected
+    goal = saved["goal"]
+    assert f"{goal['fine-tuned']['ndcg@10']:.4f}" in text and f"{goal['baseline']['ndcg@10']:.4f}" in text
+    assert f"our fine-tuned model scored test NDCG@10 {goal['fine-tuned']['ndcg@10']:.4f}" in README
+
+
+def test_the_serving_table_is_its_record():
+    text = section(BENCHMARKS_README, "Serving: ONNX and int8")
+    saved = json.loads((RESULTS / "serve" / "cpu_improved_10ep_perchannel.json").read_text(encoding="utf-8"))
+    for cells, row in zip(table_rows(text)[1:], saved["rows"], strict=True):
+        assert cells[1:6] == [
+            f"{row['passages_per_second']:.1f}",
+            f"{row['speed_vs_torch']:.2f}x",
+            f"{row['load_seconds']:.2f} s",
+            f"{row['file_bytes'] / 1e6:.1f} MB",
+            f"{row['test_ndcg@10']:.4f}",
+        ], cells[0]
+    int8 = saved["rows"][-1]
+    assert f"int8 embedded the test passages {int8['speed_vs_torch']:.2f}x as fast as PyTorch" in README
