@@ -54,7 +54,8 @@ EXPORT_EPILOG = """\
 writes to --model's folder: onnx-encoder/ with encoder.onnx (fp32), encoder-int8.onnx (--quantize int8), the
   tokenizer, and export.json (the weights' fingerprint, each file's size and its agreement with the model on sample
   texts). Load it with ft_helpers.load_encoder(DIR, backend="onnx" | "onnx-int8"); score it with
-  `python -m ft_helpers evaluate --model DIR --backend onnx-int8 ...`. Needs: pip install '.[serve]'.
+  `python -m ft_helpers evaluate --model DIR --backend onnx-int8 ...`. Needs the serve extra: pip install -e '.[serve]'
+  in a clone (or 'ft-helpers[serve] @ git+URL').
 example: python -m ft_helpers export --model out/model --quantize int8
 """
 
