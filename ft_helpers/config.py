@@ -65,7 +65,8 @@ RECIPES = {
     # The reference notebook's settings: 31 in-batch negatives per question.
     "reference": Recipe("reference", epochs=6, train_batch_size=32, learning_rate=2e-5),
     # 255 in-batch negatives per question, embedded 32 at a time so a T4 holds them; a higher rate for the larger
-    # batch; Matryoshka, so that cut-down embeddings keep working.
+    # batch; Matryoshka, so that cut-down embeddings keep working; 10 epochs, as 3 and 6 scored lower on validation
+    # (benchmarks/README.md, "The improved recipe").
     "improved": Recipe(
         "improved",
         epochs=10,
