@@ -185,3 +185,22 @@ def test_the_serving_table_is_its_record():
         ], cells[0]
     int8 = saved["rows"][-1]
     assert f"passages of the corpus {int8['speed_vs_torch']:.2f}x as fast as PyTorch" in README
+
+
+def test_the_scale_table_is_its_record():
+    text = section(BENCHMARKS_README, "Search at scale: flat, HNSW and IVF-PQ")
+    saved = json.loads((RESULTS / "scale" / "cpu.json").read_text(encoding="utf-8"))
+    expected = [
+        [
+            f"{row['vectors']:,}",
+            str(row["dimensions"]),
+            row["kind"],
+            f"{row['build_seconds']:.1f} s",
+            f"{row['index_bytes'] / 1e6:,.1f} MB",
+            f"{row['p50_ms']:.2f} ms",
+            f"{row['p95_ms']:.2f} ms",
+            f"{row['recall@10']:.3f}",
+        ]
+        for row in saved["rows"]
+    ]
+    assert table_rows(text)[1:] == expected
