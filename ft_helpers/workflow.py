@@ -43,6 +43,7 @@ from .serve import load_encoder, read_manifest
 from .split import add_test_set, split_qa_pairs
 from .stats import compare_per_query
 from .training import (
+    EMBEDDING_SIZES,
     HardwareSettings,
     build_pair_dataset,
     check_batch_size,
@@ -525,7 +526,7 @@ def evaluate_models(
         log(f"model {index} ({name}): {subset} NDCG@10 {result.metrics[f'{subset}_cosine_ndcg@10']:.4f}")
         scored.append(result)
         if compression:
-            sizes = pick_embedding_sizes(embeddings.shape[1])
+            sizes = pick_embedding_sizes(embeddings.shape[1], EMBEDDING_SIZES)  # no recipe here: the usual sizes
             compressed.append(score_compression(encoder, inputs, embeddings, calibration, sizes, config))
             log(compressed[-1].round(4).to_string())
     results: dict[str, Any] = {
