@@ -396,10 +396,12 @@ def search_passages(
         For each question, a list of ``{"rank", "score", "passage"}``, best first.
 
     Raises:
-        ValueError: Another model or another size than the index's.
+        ValueError: An empty question, or another model or another size than the index's.
     """
     from .serve import fingerprint_model, load_encoder
 
+    if not questions or any(not isinstance(question, str) or not question.strip() for question in questions):
+        raise ValueError('A question is empty: give the text to search for, e.g. "What was the revenue in 2023?".')
     saved = load_passage_index(folder)
     manifest = saved.manifest
     if dimensions is not None and dimensions != manifest["dimensions"]:

@@ -166,6 +166,20 @@ def test_an_index_answers_like_the_model_and_refuses_misuse(model_copy: Path, tm
         search_passages(tmp_path / "index", ["q"], model_dir=other)
 
 
+@pytest.mark.parametrize("questions", [[""], ["   "], ["What was revenue?", "\n"], []])
+def test_an_empty_question_is_refused_before_anything_loads(tmp_path: Path, no_model_loading: None, questions: list):
+    with pytest.raises(ValueError, match="A question is empty: give the text to search for"):
+        search_passages(tmp_path / "no-index", questions)
+
+
+def test_cli_search_refuses_an_empty_question_in_one_line(tmp_path: Path, capsys):
+    from ft_helpers.cli import main
+
+    assert main(["search", "--index", str(tmp_path / "no-index"), "  "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: A question is empty") and err.count("\n") == 1
+
+
 def test_index_refusals_before_the_model_loads(model_copy: Path, tmp_path: Path, no_model_loading: None):
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x.txt").write_text("x")
