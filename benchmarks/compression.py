@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments, write_measurement
 
 from ft_helpers import RunConfig
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": describe_measurement(
             args.name,
             "benchmarks/compression.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
             repository,
             started,
             args.note,
@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "comparison": results["comparison"],
         "provenance": describe_provenance(args.dataset),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    write_measurement(path, saved)
     print(json.dumps(saved["goal"]))
     print(f"wrote {path}")
     return 0

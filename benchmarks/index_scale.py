@@ -14,7 +14,6 @@ writes ``benchmarks/results/scale/NAME.json`` (with a plot, ``NAME.png``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -26,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments, write_measurement
 
 from ft_helpers import RunConfig, build_ir_inputs
 from ft_helpers.search import truncate_embeddings
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": describe_measurement(
             args.name,
             "benchmarks/index_scale.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
             repository,
             started,
             args.note,
@@ -221,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "provenance": describe_provenance(args.dataset, {"faiss-cpu": faiss.__version__}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    write_measurement(path, saved)
     plot_rows(rows, path.with_suffix(".png"))
     print(f"wrote {path}")
     return 0

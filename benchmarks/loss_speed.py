@@ -13,7 +13,6 @@ form from ``ft_helpers.losses`` on the very same batches, and writes millisecond
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments, write_measurement
 
 from ft_helpers import load_qa_pairs
 
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": describe_measurement(
             args.name,
             "benchmarks/loss_speed.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
             repository,
             started,
             args.note,
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "provenance": describe_provenance(args.dataset),
     }
-    SPEED_DIR.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    write_measurement(path, saved)
     print(f"wrote {path}")
     return 0
 

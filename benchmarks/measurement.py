@@ -1,8 +1,9 @@
-"""What every measurement script (loss_speed, serve_speed, index_scale) writes about how its numbers were made."""
+"""How every measurement script (loss_speed, serve_speed, compression, index_scale) records its numbers."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -17,21 +18,21 @@ from ft_helpers.provenance import describe_machine
 
 
 def describe_measurement(
-    name: str, script: str, argv: list[str], repository: dict[str, Any], started: float, notes: list[str]
+    name: str, script: str, argv: list[str] | None, repository: dict[str, Any], started: float, notes: list[str]
 ) -> dict[str, Any]:
     """Return a record's ``record`` section: its name, the command (portable), the commit, the time, the notes.
 
     Args:
         name: The record's name.
         script: The script's path from the repository root, e.g. ``benchmarks/loss_speed.py``.
-        argv: The script's arguments, as given.
+        argv: The script's arguments, as given to its ``main`` (None: the command line's).
         repository: ``record.describe_repository()``, taken before the measurement started.
         started: ``time.perf_counter()`` when it started.
         notes: Lines a reader of the numbers must know.
     """
     return {
         "name": name,
-        "commands": [portable_command(["python", script, *argv])],
+        "commands": [portable_command(["python", script, *(sys.argv[1:] if argv is None else argv)])],
         "repository": repository,
         "wall_seconds": {"measure": round(time.perf_counter() - started, 1)},
         "notes": notes,
@@ -62,3 +63,9 @@ def parse_measurement_arguments(
     if path.exists():
         parser.error(f"{path} exists: choose another name.")
     return args, path
+
+
+def write_measurement(path: Path, saved: dict[str, Any]) -> None:
+    """Write a record as indented JSON, making its folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")

@@ -16,7 +16,6 @@ One process, one machine, one backend after another, each on the same passages i
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import record
-from measurement import describe_measurement, describe_provenance, parse_measurement_arguments
+from measurement import describe_measurement, describe_provenance, parse_measurement_arguments, write_measurement
 
 from ft_helpers import RunConfig, build_ir_inputs
 
@@ -140,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": describe_measurement(
             args.name,
             "benchmarks/serve_speed.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
             repository,
             started,
             args.note,
@@ -155,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         **measured,
         "provenance": describe_provenance(args.dataset),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    write_measurement(path, saved)
     print(f"wrote {path}")
     return 0
 
