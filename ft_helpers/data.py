@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import unicodedata
 import warnings
@@ -17,6 +19,10 @@ OTHER_FILE_SUFFIXES = (".txt", ".tsv", ".xls", ".xlsx", ".zip", ".gz", ".arrow",
 
 class QADataError(ValueError):
     """Raised when question/context data is missing, unreadable or malformed."""
+
+
+#: What a missing column's message tells to do (a test file's says that the options name both files' columns).
+COLUMN_ADVICE = "Set QUESTION_COLUMN / CONTEXT_COLUMN to the right names."
 
 
 def normalize_text(text: str) -> str:
@@ -36,19 +42,22 @@ def normalize_text(text: str) -> str:
     return "".join(char for char in unicodedata.normalize("NFKC", str(text)).casefold() if char.isalnum())
 
 
-def read_table(source: str | Path) -> pd.DataFrame:
+def read_table(source: str | Path, skip_bad_rows: bool = False) -> pd.DataFrame:
     """Read a local .csv, .json, .jsonl or .parquet file into a DataFrame.
 
-    A ``.json`` file may also be a LlamaIndex ``EmbeddingQAFinetuneDataset`` (see :func:`read_llamaindex`).
+    A ``.json`` file may also be a LlamaIndex ``EmbeddingQAFinetuneDataset`` (see :func:`read_llamaindex`). A CSV's
+    records are checked first (:func:`find_bad_csv_records`): a stray quote would otherwise merge fields silently.
 
     Args:
         source: Path to the file.
+        skip_bad_rows: Drop a CSV's malformed records (with a warning that counts them) instead of refusing the file.
 
     Returns:
         The file's rows, with its own column names.
 
     Raises:
-        QADataError: The file does not exist, has an unsupported suffix or cannot be parsed.
+        QADataError: The file does not exist, has an unsupported suffix, cannot be parsed, is a CSV with a malformed
+            record (unless ``skip_bad_rows``), or is JSON of another shape than records.
     """
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
@@ -65,7 +74,7 @@ def read_table(source: str | Path) -> pd.DataFrame:
         raise QADataError(f"Data file not found: {str(path)!r} (working directory: {Path.cwd()}).")
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str)  # a CSV holds text: "2023" stays a question, not a number
+            frame = read_csv_checked(path, skip_bad_rows)
             _check_delimiter(path, frame)
             return frame
         if suffix == ".parquet":
@@ -78,6 +87,7 @@ def read_table(source: str | Path) -> pd.DataFrame:
             return pd.read_json(path, lines=True)
         if isinstance(content, dict) and set(content) >= LLAMAINDEX_KEYS:
             return read_llamaindex(content, str(path))
+        _check_json_shape(path, content)
         try:
             return pd.read_json(path)
         except ValueError:  # a lone JSON Lines record
@@ -137,6 +147,119 @@ def read_llamaindex(content: dict, name: str = "the data") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["question", "context", "query_id", "doc_id"])
 
 
+def find_bad_csv_records(text: str) -> list[tuple[int, int, str]]:
+    """Find the records of a CSV text that do not parse cleanly: an unclosed or stray quote, or a wrong field count.
+
+    Python's ``csv`` reader in strict mode reads the records as pandas does (comma, double quotes, quoted newlines),
+    and says where a quote is not closed; a record with another number of fields than the header is bad too (pandas
+    would fill the missing fields with NaN, or shift them, without a word). Blank lines are skipped, as pandas does.
+
+    Args:
+        text: The whole CSV file's text, header first.
+
+    Returns:
+        ``(first line, last line, reason)`` of each bad record, lines numbered from 1 as an editor shows them.
+    """
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # a 100,000-character question is one field, not an error
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        bad: list[tuple[int, int, str]] = []
+        width = None
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return bad
+            except csv.Error as err:
+                unclosed = "unexpected end of data" in str(err)
+                reason = "a quote opened here is never closed" if unclosed else f"a quote does not end a field ({err})"
+                bad.append((start, reader.line_num, reason))
+                continue
+            if not any(field.strip() for field in record):
+                continue  # a blank line
+            if width is None:
+                width = len(record)
+            elif len(record) != width:
+                bad.append((start, reader.line_num, f"{len(record)} field(s) where the header has {width}"))
+    finally:
+        csv.field_size_limit(limit)
+
+
+def read_csv_checked(path: Path, skip_bad_rows: bool = False) -> pd.DataFrame:
+    """Read a CSV file as text columns, after checking that every record parses cleanly.
+
+    Args:
+        path: The CSV file.
+        skip_bad_rows: Drop the lines of malformed records (warning how many) instead of refusing the file.
+
+    Returns:
+        The rows, every cell a string (``"2023"`` stays a question, not a number) or NaN where empty.
+
+    Raises:
+        QADataError: A record is malformed (the message names its first line) and ``skip_bad_rows`` is False.
+    """
+    text = path.read_bytes().decode("utf-8-sig")
+    bad = find_bad_csv_records(text)
+    if not bad:
+        return pd.read_csv(path, dtype=str)
+    first, _, reason = bad[0]
+    if first == 1 or not skip_bad_rows:
+        advice = "fix the header" if first == 1 else f"or pass skip_bad_rows=True to drop the {len(bad)} bad record(s)"
+        raise QADataError(
+            f"{str(path)!r} line {first}: {reason}; a stray quote or comma would merge or shift this row's fields. "
+            f"Fix the line, {advice}."
+        )
+    lines = text.splitlines(keepends=True)
+    dropped = {number for start, end, _ in bad for number in range(start, end + 1)}
+    kept = "".join(line for number, line in enumerate(lines, start=1) if number not in dropped)
+    shown = ", ".join(str(start) if start == end else f"{start}-{end}" for start, end, _ in bad[:10])
+    warnings.warn(
+        f"{path.name}: dropped {len(bad)} malformed record(s), {len(dropped)} line(s): {shown}"
+        f"{', ...' if len(bad) > 10 else ''}.",
+        stacklevel=5,
+    )
+    return pd.read_csv(io.StringIO(kept), dtype=str)
+
+
+def _check_json_shape(path: Path, content: object) -> None:
+    """Refuse JSON that is not a list of records (nor columns), saying what shape it has and what to give instead."""
+    name = str(path)
+    if isinstance(content, list):
+        odd = next((item for item in content if not isinstance(item, dict)), None)
+        if odd is not None:
+            raise QADataError(
+                f"{name!r} is a JSON list of {type(odd).__name__} values, not of records: give one object per row, "
+                'e.g. [{"question": "...", "context": "..."}].'
+            )
+        return
+    if not isinstance(content, dict) or not content:
+        return  # pandas says what is wrong with these
+    values = list(content.values())
+    if "data" in content and isinstance(content["data"], list):
+        first = content["data"][0] if content["data"] else {}
+        if isinstance(first, dict) and "paragraphs" in first:
+            raise QADataError(
+                f"{name!r} is SQuAD-style (data -> paragraphs -> context and qas), not a list of records: flatten "
+                'it to one {"question": ..., "context": ...} record per question first.'
+            )
+        raise QADataError(
+            f"{name!r} wraps its records in an object (under 'data'): save the list content['data'] alone, as a "
+            ".json list of records or a .jsonl file."
+        )
+    if set(content) & LLAMAINDEX_KEYS:
+        missing = ", ".join(sorted(LLAMAINDEX_KEYS - set(content)))
+        raise QADataError(f"{name!r} looks like a LlamaIndex dataset without {missing}: save it whole (save_json).")
+    fields = {key for value in values if isinstance(value, dict) for key in value}
+    if all(isinstance(value, dict) for value in values) and len(content) > len(fields):  # not pandas' columns orient
+        shown = ", ".join(repr(key) for key in list(content)[:3])
+        raise QADataError(
+            f"{name!r} is an object keyed by id ({shown}, ...), not a list of records: save its values as a list, "
+            "e.g. json.dump(list(data.values()), file)."
+        )
+
+
 def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:
     """Refuse a CSV that parsed into one column whose name holds another common delimiter."""
     if len(frame.columns) != 1:
@@ -181,6 +304,8 @@ def validate_qa_pairs(
     question_column: str = "question",
     context_column: str = "context",
     drop_empty: bool = False,
+    name: str = "The data",
+    column_advice: str = COLUMN_ADVICE,
 ) -> pd.DataFrame:
     """Check the question and context columns and return them renamed to ``question`` and ``context``.
 
@@ -193,6 +318,8 @@ def validate_qa_pairs(
         context_column: Name of the column holding the passages that answer them.
         drop_empty: Drop rows whose question or context is empty or missing (with a warning naming
             them) instead of raising.
+        name: What the column messages call the data, e.g. ``"TEST_DATASET 'test.csv'"``.
+        column_advice: What a missing column's message tells to do.
 
     Returns:
         A copy with columns ``question``, ``context`` first, indexed by source row number.
@@ -205,9 +332,10 @@ def validate_qa_pairs(
     available = [str(c) for c in frame.columns]
     missing = [c for c in (question_column, context_column) if c not in frame.columns]
     if missing:
+        shown = ", ".join(available[:8]) + (f", ... ({len(available) - 8} more)" if len(available) > 8 else "")
         raise QADataError(
-            f"Column(s) {', '.join(repr(c) for c in missing)} not found. Available columns: {', '.join(available)}. "
-            "Set QUESTION_COLUMN / CONTEXT_COLUMN to the right names."
+            f"{name}: column(s) {', '.join(repr(c) for c in missing)} not found. Available columns: {shown}. "
+            f"{column_advice}"
         )
     if question_column == context_column:
         raise QADataError(f"The question and context columns must differ (both are {question_column!r}).")
@@ -262,6 +390,9 @@ def load_qa_pairs(
     context_column: str = "context",
     hub_split: str = "train",
     drop_empty: bool = False,
+    skip_bad_rows: bool = False,
+    name: str | None = None,
+    column_advice: str = COLUMN_ADVICE,
 ) -> pd.DataFrame:
     """Load question/context pairs from a Hub id, a local file or a DataFrame, and validate them.
 
@@ -271,6 +402,9 @@ def load_qa_pairs(
         context_column: Column holding the passages that answer them.
         hub_split: Split to load when ``source`` is a Hub id.
         drop_empty: Drop (with a warning) rather than reject rows with an empty question or context.
+        skip_bad_rows: Drop (with a warning) rather than refuse a CSV's malformed records.
+        name: What column messages call the data (default: the file or Hub id, or "The data" for a DataFrame).
+        column_advice: What a missing column's message tells to do.
 
     Returns:
         One row per pair, indexed by source row number, with columns ``question`` and ``context`` plus any
@@ -279,11 +413,15 @@ def load_qa_pairs(
     Raises:
         QADataError: See :func:`read_table`, :func:`load_hub_dataset` and :func:`validate_qa_pairs`.
     """
-    frame = source if isinstance(source, pd.DataFrame) else read_source(source, hub_split)
-    return validate_qa_pairs(frame, question_column, context_column, drop_empty=drop_empty)
+    frame = source if isinstance(source, pd.DataFrame) else read_source(source, hub_split, skip_bad_rows)
+    if name is None:
+        name = "The data" if isinstance(source, pd.DataFrame) else repr(str(source))
+    return validate_qa_pairs(
+        frame, question_column, context_column, drop_empty=drop_empty, name=name, column_advice=column_advice
+    )
 
 
-def read_source(source: str | Path, hub_split: str = "train") -> pd.DataFrame:
+def read_source(source: str | Path, hub_split: str = "train", skip_bad_rows: bool = False) -> pd.DataFrame:
     """Read a local file (:func:`read_table`) or, for anything that does not look like a path, a Hub dataset."""
     path = Path(source).expanduser()
     looks_local = (
@@ -291,16 +429,19 @@ def read_source(source: str | Path, hub_split: str = "train") -> pd.DataFrame:
         or path.suffix.lower() in (*SUPPORTED_SUFFIXES, *OTHER_FILE_SUFFIXES)
         or str(source).startswith((".", "/", "~"))
     )
-    return read_table(path) if looks_local else load_hub_dataset(str(source), split=hub_split)
+    return read_table(path, skip_bad_rows) if looks_local else load_hub_dataset(str(source), split=hub_split)
 
 
-def load_passages(source: str | Path, column: str = "context", hub_split: str = "train") -> list[str]:
+def load_passages(
+    source: str | Path, column: str = "context", hub_split: str = "train", skip_bad_rows: bool = False
+) -> list[str]:
     """Load the distinct, non-empty passages of one column of a Hub dataset or a local file, in file order.
 
     Args:
         source: A Hub dataset id or a local .csv/.json/.jsonl/.parquet file.
         column: The column holding the passages.
         hub_split: Split to load when ``source`` is a Hub id.
+        skip_bad_rows: Drop (with a warning) rather than refuse a CSV's malformed records.
 
     Returns:
         Each passage once, first occurrence first.
@@ -308,7 +449,7 @@ def load_passages(source: str | Path, column: str = "context", hub_split: str = 
     Raises:
         QADataError: The data cannot be read, has no such column, or no passage in it.
     """
-    frame = read_source(source, hub_split)
+    frame = read_source(source, hub_split, skip_bad_rows)
     if column not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:10])) + (", ..." if len(frame.columns) > 10 else "")
         raise QADataError(f"{source} has no column {column!r} (its columns: {shown}): name it with --context-column.")

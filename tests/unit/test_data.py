@@ -322,7 +322,9 @@ def test_missing_column_lists_available_columns() -> None:
 def test_only_the_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "half.csv"
     pd.DataFrame({"question": ["q"], "passage": ["p"]}).to_csv(path, index=False)
-    with pytest.raises(QADataError, match=r"Column\(s\) 'context' not found\. Available columns: question, passage"):
+    with pytest.raises(
+        QADataError, match=r"half\.csv': column\(s\) 'context' not found\. Available columns: question, pass"
+    ):
         load_qa_pairs(path)
 
 
