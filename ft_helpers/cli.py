@@ -28,7 +28,8 @@ EXIT_INTERRUPTED = 130
 RUN_EPILOG = f"""\
 data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one question and the passage that
   answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
-  or passage are dropped with a warning.
+  or passage are dropped with a warning. A CSV record that does not parse cleanly (a stray quote, a wrong number of
+  fields) stops the run naming its line; --skip-bad-rows drops such records instead, and says how many.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
   passage and question in one split; 'reference' repeats the reference notebook's random split. With
   --test-dataset the test split is that file, and --dataset is split into train and validation only.
@@ -36,7 +37,11 @@ writes to --output-dir: model/ (the fine-tuned model and its model card), eval/ 
   comparison.png, training.png, dimensions.png and results.json (every setting, both models' metrics, the
   comparison with 95% intervals, the scores by embedding size, the split, and how the run was made: this command,
   the code's commit, the data's checksum, versions, hardware), written last. A non-empty folder is refused unless
-  --overwrite (delete its files first) or --resume (go on from its last checkpoint).
+  --overwrite (delete its files first) or --resume (go on from its last complete checkpoint).
+one run per folder: a run holds --output-dir/.lock until it ends; a second run there is refused, naming the first's
+  process id. run.json keeps the settings and a fingerprint of the data: --resume refuses a change that shapes
+  training (data, split, recipe, batch size, learning rate, epochs, seeds, model) and allows --eval-batch-size
+  and --bootstrap-resamples. A full disk or an unwritable folder stops the run in one line; --resume goes on.
 example: python -m ft_helpers run --dataset data/qa.csv --base-model models/minilm --output-dir out
 """
 
@@ -66,6 +71,12 @@ writes to --output-dir: index.faiss, passages.jsonl (each passage once) and inde
 example: python -m ft_helpers index --model out/model --dataset data/qa.csv --output-dir out/index --dimensions 128
 then:    python -m ft_helpers search --index out/index "What was the revenue in 2023?"
 """
+
+
+SKIP_BAD_ROWS_HELP = (
+    "Drop a CSV's records that do not parse cleanly (a stray or unclosed quote, a wrong number of fields), with a "
+    "warning that counts them, instead of stopping at the first."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="Go on from the last checkpoint in --output-dir (same options)."
     )
     run.add_argument("--keep-checkpoints", action="store_true", help="Keep --output-dir/checkpoints at the end.")
+    run.add_argument("--skip-bad-rows", action="store_true", help=SKIP_BAD_ROWS_HELP)
     run.add_argument(
         "--push-to-hub",
         metavar="REPO",
@@ -193,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "indexes, as `run` does: bytes per passage and NDCG@10, in results.json 'compression'.",
     )
     evaluate.add_argument("--overwrite", action="store_true", help="Delete the files in --output-dir first.")
+    evaluate.add_argument("--skip-bad-rows", action="store_true", help=SKIP_BAD_ROWS_HELP)
 
     export = commands.add_parser(
         "export",
@@ -227,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--backend", choices=BACKENDS, default="torch", help="How to embed. Default: torch.")
     index.add_argument("--batch-size", type=int, default=64, help="Passages embedded at a time. Default: 64.")
     index.add_argument("--overwrite", action="store_true", help="Replace the files in --output-dir.")
+    index.add_argument("--skip-bad-rows", action="store_true", help=SKIP_BAD_ROWS_HELP)
 
     search = commands.add_parser(
         "search",
@@ -257,7 +271,8 @@ def to_command_line(message: str) -> str:
     """
     for name in (item.name for item in fields(RunConfig)):
         message = re.sub(rf"\b{name.upper()}\b", flag(name), message)
-    for python, option in (("overwrite=True", "--overwrite"), ("resume=True", "--resume")):
+    controls = {"overwrite=True": "--overwrite", "resume=True": "--resume", "skip_bad_rows=True": "--skip-bad-rows"}
+    for python, option in controls.items():
         message = message.replace(python, option)
     return " ".join(message.split())
 
@@ -286,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
 
             from .workflow import push_model, run
 
-            control = {name: options.pop(name) for name in ("overwrite", "resume", "keep_checkpoints", "push_to_hub")}
+            controls = ("overwrite", "resume", "keep_checkpoints", "push_to_hub", "skip_bad_rows")
+            control = {name: options.pop(name) for name in controls}
             config = RunConfig(**options)
             token = None
             if control["push_to_hub"]:  # before any work, not after it
@@ -304,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 resume=control["resume"],
                 overwrite=control["overwrite"],
                 keep_checkpoints=control["keep_checkpoints"],
+                skip_bad_rows=control["skip_bad_rows"],
             )
             summary = {"results": f"{config.output_dir}/results.json", "model": f"{config.output_dir}/model"}
             if token is not None:
@@ -323,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
 
             if options["batch_size"] < 1:
                 raise ValueError(f"--batch-size must be at least 1, got {options['batch_size']}.")
-            passages = load_passages(options["dataset"], options["context_column"])
+            passages = load_passages(
+                options["dataset"], options["context_column"], skip_bad_rows=options["skip_bad_rows"]
+            )
             _quiet_libraries()
             built = build_passage_index(
                 options["model"],
@@ -356,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
             models, overwrite, subset = options.pop("model"), options.pop("overwrite"), options.pop("subset")
             backends, compression = options.pop("backend"), options.pop("compression")
+            skip_bad_rows = options.pop("skip_bad_rows")
             config = RunConfig(**options)
             _quiet_libraries()
             evaluate_models(
@@ -367,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 overwrite=overwrite,
                 backends=backends,
                 compression=compression,
+                skip_bad_rows=skip_bad_rows,
             )
             summary = {"results": f"{config.output_dir}/results.json"}
     except KeyboardInterrupt:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .config import Recipe, RunConfig
-from .data import load_qa_pairs
+from .data import QADataError, load_qa_pairs
 from .evaluation import (
     PER_QUERY_METRICS,
     IRInputs,
@@ -25,6 +26,19 @@ from .evaluation import (
     check_evaluation_sizes,
     evaluate_retrieval,
     score_dimensions,
+)
+from .outputs import (
+    LOCK_NAME,
+    RECORD_NAME,
+    check_free_space,
+    check_resume,
+    describe_run_inputs,
+    describe_write_failure,
+    is_write_failure,
+    lock_output_dir,
+    measure_model_bytes,
+    remove_incomplete_checkpoints,
+    start_run,
 )
 from .provenance import collect_provenance
 from .report import (
@@ -64,21 +78,58 @@ if TYPE_CHECKING:
 VALIDATION_METRIC = "eval_validation_cosine_ndcg@10"
 
 
-def load_and_split(config: RunConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def load_and_split(config: RunConfig, skip_bad_rows: bool = False) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Load the pairs (``DATASET``, plus ``TEST_DATASET``'s rows marked as test) and split them.
 
     Args:
         config: The run's parameters.
+        skip_bad_rows: Drop (with a warning) rather than refuse a CSV's malformed records.
 
     Returns:
         The pairs, whose passages form the search corpus, and ``{"train", "validation", "test"}`` splits of them.
     """
-    pairs = load_qa_pairs(config.dataset, config.question_column, config.context_column, drop_empty=True)
+    columns = config.question_column, config.context_column
+    pairs = load_qa_pairs(
+        config.dataset, *columns, drop_empty=True, skip_bad_rows=skip_bad_rows, name=f"DATASET {config.dataset!r}"
+    )
+    check_group_column(pairs, config.group_column, f"DATASET {config.dataset!r}")
     if config.test_dataset is not None:  # your held-out file: its rows become the test split
-        test_pairs = load_qa_pairs(config.test_dataset, config.question_column, config.context_column, drop_empty=True)
+        name = f"TEST_DATASET {config.test_dataset!r}"
+        advice = TEST_COLUMN_ADVICE
+        test_pairs = load_qa_pairs(
+            config.test_dataset, *columns, drop_empty=True, skip_bad_rows=skip_bad_rows, name=name, column_advice=advice
+        )
+        check_group_column(test_pairs, config.group_column, name)
         pairs = add_test_set(pairs, test_pairs)
     splits = split_qa_pairs(pairs, strategy=config.split, seed=config.seed, group_column=config.group_column)
     return pairs, splits
+
+
+#: What a missing column's message tells for TEST_DATASET: the column options name the columns of both files.
+TEST_COLUMN_ADVICE = (
+    "QUESTION_COLUMN / CONTEXT_COLUMN name the columns of DATASET and TEST_DATASET alike: rename TEST_DATASET's "
+    "columns to DATASET's."
+)
+
+
+def check_group_column(pairs: pd.DataFrame, group_column: str | None, name: str) -> None:
+    """Refuse a file without the group column, naming the file (the split would only name the merged columns).
+
+    Args:
+        pairs: One file's loaded pairs.
+        group_column: ``GROUP_COLUMN`` (None: nothing to check).
+        name: What to call the file, e.g. ``"TEST_DATASET 'test.csv'"``.
+
+    Raises:
+        QADataError: The column is missing.
+    """
+    if group_column is None or group_column in pairs.columns:
+        return
+    shown = ", ".join(map(str, pairs.columns[:8])) + (", ..." if len(pairs.columns) > 8 else "")
+    raise QADataError(
+        f"{name}: group column {group_column!r} not found. Available columns: {shown}. Set GROUP_COLUMN to one of "
+        "them, or None."
+    )
 
 
 def build_evaluator(inputs: IRInputs, name: str, config: RunConfig) -> InformationRetrievalEvaluator:
@@ -281,17 +332,25 @@ def prepare_output_dir(
         raise ValueError("Choose one of overwrite (start again) and resume (go on), not both.")
     if folder.exists() and not folder.is_dir():
         raise OSError(f"OUTPUT_DIR {str(folder)!r} is a file, not a folder: choose a folder name.")
-    used = folder.is_dir() and any(folder.iterdir())
-    if resume and not list((folder / "checkpoints").glob("checkpoint-*")):
-        raise ValueError(f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder.")
-    if used and not (overwrite or resume):
+    files = [path for path in folder.iterdir() if path.name != LOCK_NAME] if folder.is_dir() else []  # the run's lock
+    started = list((folder / "checkpoints").glob("checkpoint-*")) or (folder / RECORD_NAME).is_file()
+    if resume and not started:
+        raise ValueError(
+            f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder, nor the {RECORD_NAME} "
+            "of a run that started."
+        )
+    if files and not (overwrite or resume):
         go_on = ", or resume=True to go on from its last checkpoint" if resumable else ""
         raise ValueError(
             f"OUTPUT_DIR {str(folder)!r} is not empty: choose a new folder, or pass overwrite=True to delete its "
             f"files first{go_on}."
         )
-    if used and overwrite:
-        shutil.rmtree(folder)
+    if files and overwrite:
+        for path in files:  # all but the lock, which the run holds
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / ".write-test"
     try:
@@ -310,6 +369,7 @@ def run(
     resume: bool = False,
     overwrite: bool = False,
     keep_checkpoints: bool = False,
+    skip_bad_rows: bool = False,
 ) -> dict[str, Any]:
     """Check, load, split, score the base model, fine-tune, score again, compare, and write ``results.json``.
 
@@ -324,19 +384,17 @@ def run(
             parameters (its optimizer, scheduler and random states are restored).
         overwrite: Clear a non-empty ``OUTPUT_DIR`` first (otherwise a non-empty one is refused, unless resuming).
         keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
+        skip_bad_rows: Drop a CSV's malformed records (with a warning that counts them) instead of refusing it.
 
     Returns:
         The content of ``results.json`` (see :func:`collect_results`).
     """
-    import matplotlib.pyplot as plt
-    from sentence_transformers import SentenceTransformer
-
     # 0. Everything that needs no model: parameters, model reference, data, split, sizes, output folder
     config.validate()
     hardware = detect_hardware()
     recipe = config.training_recipe(hardware.device)
     check_model_reference(config.base_model)
-    pairs, splits = load_and_split(config)
+    pairs, splits = load_and_split(config, skip_bad_rows)
     test_inputs = build_ir_inputs(splits["test"], pairs, deduplicate=config.deduplicate_corpus)
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
     for warning in check_evaluation_sizes(test_inputs, validation_inputs):
@@ -345,12 +403,85 @@ def run(
     train_dataset = build_pair_dataset(splits["train"], recipe.max_train_samples, seed=training_seed)
     validation_dataset = build_pair_dataset(splits["validation"])
     check_batch_size(len(train_dataset), recipe.train_batch_size)
-    output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
-    resume_from_checkpoint = None
-    if resume:
-        from transformers.trainer_utils import get_last_checkpoint
+    with lock_output_dir(config.output_dir, log=log):  # no other run writes here until this one ends
+        output_dir = prepare_output_dir(config.output_dir, overwrite=overwrite, resume=resume)
+        inputs = describe_run_inputs(config.settings(recipe), pairs)
+        changes = check_resume(output_dir, inputs, log=log) if resume else {}
+        model_bytes = measure_model_bytes(config.base_model)
+        check_free_space(output_dir, model_bytes)
+        try:
+            resume_from_checkpoint = start_run(output_dir, inputs, resume, log=log)
+            resumed = {"from_step": step_of(resume_from_checkpoint), "changed": changes} if resume else None
+            data = RunData(splits, test_inputs, validation_inputs, train_dataset, validation_dataset)
+            return train_and_report(
+                config,
+                recipe,
+                hardware,
+                data,
+                output_dir,
+                resume_from_checkpoint,
+                resumed,
+                command,
+                log,
+                keep_checkpoints,
+            )
+        except BaseException as err:
+            removed = remove_incomplete_checkpoints(output_dir / "checkpoints", log=log)
+            if is_write_failure(err):
+                raise OSError(describe_write_failure(err, output_dir, model_bytes, removed)) from None
+            raise
 
-        resume_from_checkpoint = get_last_checkpoint(str(output_dir / "checkpoints"))
+
+def step_of(checkpoint: str | None) -> int:
+    """Return the training step of a ``checkpoint-<step>`` folder (0: none, training starts from the beginning)."""
+    return int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's data, loaded, split and checked: what :func:`train_and_report` trains and scores with."""
+
+    splits: dict[str, pd.DataFrame]
+    test_inputs: IRInputs
+    validation_inputs: IRInputs
+    train_dataset: Dataset
+    validation_dataset: Dataset
+
+
+def train_and_report(
+    config: RunConfig,
+    recipe: Recipe,
+    hardware: HardwareSettings,
+    data: RunData,
+    output_dir: Path,
+    resume_from_checkpoint: str | None,
+    resumed: dict[str, Any] | None,
+    command: str,
+    log: Any,
+    keep_checkpoints: bool,
+) -> dict[str, Any]:
+    """Score the base model, fine-tune, score again, compare and write ``results.json``: :func:`run`'s steps 1-5.
+
+    Args:
+        config: The run's parameters.
+        recipe: The recipe to train with.
+        hardware: The device settings.
+        data: The checked data and its splits.
+        output_dir: The output folder, locked and prepared.
+        resume_from_checkpoint: The checkpoint to go on from (None: train from the beginning).
+        resumed: For a resumed run, the step it goes on from and the settings it changed (None: not resumed).
+        command: How the run was started, for ``results.json``.
+        log: Called with progress messages and warnings.
+        keep_checkpoints: Keep ``OUTPUT_DIR/checkpoints`` after the best model is saved.
+
+    Returns:
+        The content of ``results.json``.
+    """
+    import matplotlib.pyplot as plt
+    from sentence_transformers import SentenceTransformer
+
+    splits, test_inputs, validation_inputs = data.splits, data.test_inputs, data.validation_inputs
+    train_dataset, validation_dataset = data.train_dataset, data.validation_dataset
     log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     log(f"recipe '{recipe.name}': {recipe.describe(config.sort_by_length)}")
@@ -429,6 +560,7 @@ def run(
         resumed_from=resume_from_checkpoint,
         compression=compression,
     )
+    results["training"]["resume"] = resumed
     save_results(output_dir / "results.json", **results)
     if not keep_checkpoints:  # only now: until results.json is whole, --resume can still finish the run
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
@@ -463,6 +595,7 @@ def evaluate_models(
     overwrite: bool = False,
     backends: list[str] | None = None,
     compression: bool = False,
+    skip_bad_rows: bool = False,
 ) -> dict[str, Any]:
     """Score one model on the test (or validation) split, or compare two on it query by query; write ``results.json``.
 
@@ -480,6 +613,7 @@ def evaluate_models(
             exported by :func:`ft_helpers.serve.export_encoder`; one for all models, or one per model.
         compression: Also score each model at smaller embedding sizes in float32, int8 and binary FAISS indexes,
             as a run does (int8 ranges from training passages that answer no validation or test question).
+        skip_bad_rows: Drop a CSV's malformed records (with a warning), as the run that made the split did.
 
     Returns:
         The content of ``results.json``: ``settings``, ``models``, ``metrics`` (one dict per model), ``comparison``
@@ -503,7 +637,7 @@ def evaluate_models(
         check_model_reference(model, label=f"model {index}")
         if backend != "torch":
             read_manifest(model, backend)  # an export of the model as it is now
-    pairs, splits = load_and_split(config)
+    pairs, splits = load_and_split(config, skip_bad_rows)
     inputs = build_ir_inputs(splits[subset], pairs, deduplicate=config.deduplicate_corpus)
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
     for warning in check_evaluation_sizes(inputs, validation_inputs):

@@ -21,7 +21,7 @@ from ft_helpers.cli import build_parser, flag, main, to_command_line
 from ft_helpers.workflow import EVALUATE_PARAMETERS, push_model
 
 #: What `run` takes besides the RunConfig fields.
-RUN_CONTROLS = ("overwrite", "resume", "keep_checkpoints", "push_to_hub")
+RUN_CONTROLS = ("overwrite", "resume", "keep_checkpoints", "push_to_hub", "skip_bad_rows")
 
 
 def run_options(argv: list[str]) -> dict:
@@ -145,7 +145,8 @@ def test_run_parses_every_kind_of_option():
 
 def test_evaluate_takes_the_evaluation_fields_a_model_and_a_subset(capsys):
     options = options_of("evaluate")
-    assert set(options) == {*EVALUATE_PARAMETERS, "help", "model", "subset", "overwrite", "backend", "compression"}
+    controls = {"help", "model", "subset", "overwrite", "backend", "compression", "skip_bad_rows"}
+    assert set(options) == {*EVALUATE_PARAMETERS, *controls}
     for name in EVALUATE_PARAMETERS:
         if name not in ("output_dir", "seed"):  # evaluate explains these two its own way
             assert options[name].help.replace("%%", "%").startswith(RunConfig.help(name)), name
@@ -224,7 +225,7 @@ def run_args(tmp_path: Path, model: str, *extra: str) -> list[str]:
         (["--max-train-samples", "0"], "error: --max-train-samples must be a whole number >= 2 or None, got 0."),
         (["--train-batch-size", "500"], "Use more data or set --train-batch-size to at most"),
         (["--context-column", "passage"], "Set --question-column / --context-column to the right names."),
-        (["--group-column", "sector"], "error: Group column 'sector' not found."),
+        (["--group-column", "sector"], "fixture.csv': group column 'sector' not found."),
         (["--group-column", "company", "--split", "reference"], "error: --group-column only applies to --split"),
     ],
 )

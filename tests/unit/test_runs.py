@@ -75,7 +75,7 @@ def test_output_dir_that_is_a_file_or_both_options_are_refused(tmp_path: Path):
         ({"recipe": "large"}, ValueError, "RECIPE must be one of 'auto', 'reference', 'improved', 'quick'"),
         ({"train_batch_size": 500}, ValueError, "TRAIN_BATCH_SIZE to at most"),
         ({"context_column": "passage"}, QADataError, "Available columns: question, context, company"),
-        ({"group_column": "sector"}, QADataError, "Group column 'sector' not found"),
+        ({"group_column": "sector"}, QADataError, r"fixture\.csv': group column 'sector' not found\. Available col"),
         ({"max_train_samples": 3}, ValueError, "fewer than one batch of 8"),
         ({"base_model": "./models/missing"}, OSError, r"BASE_MODEL: model folder not found: '\./models/missing'"),
         ({"base_model": "models/minilm"}, OSError, r"Hugging Face Hub is switched off \(HF_HUB_OFFLINE\)"),
