@@ -159,10 +159,10 @@ def check_resume(folder: Path, inputs: dict[str, Any], log: Callable[[str], Any]
     if recorded["data"]["sha256"] != inputs["data"]["sha256"]:
         moved = [name for name in ("dataset", "test_dataset") if was.get(name) != now.get(name)]
         which = " and ".join(f"{name.upper()} (was {was.get(name)!r}, now {now.get(name)!r})" for name in moved)
+        rows = f"{recorded['data']['rows']} rows, now {inputs['data']['rows']}"
         raise ValueError(
-            f"Cannot resume: the run trained on other data ({which or 'DATASET / TEST_DATASET'}: "
-            f"{recorded['data']['rows']} rows sha256 {recorded['data']['sha256'][:12]}, now {inputs['data']['rows']} "
-            f"rows {inputs['data']['sha256'][:12]}). Resume with the same data, or start a new run in another folder."
+            f"Cannot resume: the run trained on other data ({which or 'the rows of DATASET / TEST_DATASET changed'}; "
+            f"{rows}). Resume with the same data, or start a new run in another folder."
         )
     changed = {}
     for name in dict.fromkeys([*was, *now]):
@@ -265,13 +265,12 @@ def describe_space(model_bytes: int | None) -> str:
     if not model_bytes:
         return "room for the model and one checkpoint (about 4 times the base model's weights)"
     model, checkpoint = estimate_space(model_bytes)
-    parts = f"the model, {megabytes(model)}, plus one checkpoint, {megabytes(checkpoint)}"
-    return f"about {megabytes(model + checkpoint)} ({parts})"
+    return f"about {megabytes(model + checkpoint)} (model {megabytes(model)} + checkpoint {megabytes(checkpoint)})"
 
 
 def megabytes(size: int) -> str:
     """Write a size in bytes as megabytes, e.g. ``"363 MB"``."""
-    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e6:.1f} MB"
+    return f"{size / 1e6:,.0f} MB" if size >= 1e7 else f"{size / 1e6:.1f} MB"
 
 
 def check_free_space(folder: Path, model_bytes: int | None) -> None:
@@ -320,6 +319,6 @@ def describe_write_failure(err: BaseException, folder: Path, model_bytes: int | 
         where = f" (writing {os.path.relpath(err.filename, folder)})"
     free = f"; {megabytes(shutil.disk_usage(folder).free)} free" if folder.is_dir() else ""
     return (
-        f"Could not write to OUTPUT_DIR {str(folder)!r}{where}: {reason}. The run needs {describe_space(model_bytes)}"
-        f"{free}. Make room or lift the limit, then run again with resume=True."
+        f"Cannot write to OUTPUT_DIR {str(folder)!r}{where}: {reason}. The run needs {describe_space(model_bytes)}"
+        f"{free}. Make room, then run it again with resume=True."
     )

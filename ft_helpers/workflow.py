@@ -333,8 +333,13 @@ def prepare_output_dir(
     if folder.exists() and not folder.is_dir():
         raise OSError(f"OUTPUT_DIR {str(folder)!r} is a file, not a folder: choose a folder name.")
     files = [path for path in folder.iterdir() if path.name != LOCK_NAME] if folder.is_dir() else []  # the run's lock
-    started = list((folder / "checkpoints").glob("checkpoint-*")) or (folder / RECORD_NAME).is_file()
-    if resume and not started:
+    checkpoints = list((folder / "checkpoints").glob("checkpoint-*"))
+    if resume and not checkpoints and (folder / "results.json").is_file():
+        raise ValueError(
+            f"Nothing to resume in {str(folder)!r}: its run finished (results.json). Choose a new folder, or pass "
+            "overwrite=True to run again."
+        )
+    if resume and not checkpoints and not (folder / RECORD_NAME).is_file():
         raise ValueError(
             f"Nothing to resume in {str(folder)!r}: it holds no checkpoints/checkpoint-* folder, nor the {RECORD_NAME} "
             "of a run that started."
@@ -427,6 +432,8 @@ def run(
             )
         except BaseException as err:
             removed = remove_incomplete_checkpoints(output_dir / "checkpoints", log=log)
+            if not (output_dir / "results.json").is_file():  # a model that no results.json describes: maybe partial
+                shutil.rmtree(output_dir / "model", ignore_errors=True)
             if is_write_failure(err):
                 raise OSError(describe_write_failure(err, output_dir, model_bytes, removed)) from None
             raise

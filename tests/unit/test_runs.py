@@ -45,8 +45,15 @@ def test_overwrite_clears_the_folder_first(tmp_path: Path):
 
 
 def test_resume_needs_a_checkpoint_and_keeps_the_folder(tmp_path: Path):
+    (tmp_path / "eval").mkdir()
+    with pytest.raises(
+        ValueError, match=r"Nothing to resume in .* no checkpoints/checkpoint-\* folder, nor the run\.json"
+    ):
+        prepare_output_dir(tmp_path, resume=True)
+    (tmp_path / "run.json").write_text("{}")  # a run that started, and was stopped before its first checkpoint
+    prepare_output_dir(tmp_path, resume=True)
     (tmp_path / "results.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"Nothing to resume in .* no checkpoints/checkpoint-\* folder"):
+    with pytest.raises(ValueError, match=r"Nothing to resume in .*: its run finished \(results\.json\)"):
         prepare_output_dir(tmp_path, resume=True)
     (tmp_path / "checkpoints" / "checkpoint-6").mkdir(parents=True)
     prepare_output_dir(tmp_path, resume=True)
