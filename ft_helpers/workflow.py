@@ -88,16 +88,26 @@ def load_and_split(config: RunConfig, skip_bad_rows: bool = False) -> tuple[pd.D
     Returns:
         The pairs, whose passages form the search corpus, and ``{"train", "validation", "test"}`` splits of them.
     """
-    columns = config.question_column, config.context_column
+    name = f"DATASET {config.dataset!r}"  # messages name the file, and which of the two it is
     pairs = load_qa_pairs(
-        config.dataset, *columns, drop_empty=True, skip_bad_rows=skip_bad_rows, name=f"DATASET {config.dataset!r}"
+        config.dataset,
+        config.question_column,
+        config.context_column,
+        drop_empty=True,
+        skip_bad_rows=skip_bad_rows,
+        name=name,
     )
-    check_group_column(pairs, config.group_column, f"DATASET {config.dataset!r}")
+    check_group_column(pairs, config.group_column, name)
     if config.test_dataset is not None:  # your held-out file: its rows become the test split
         name = f"TEST_DATASET {config.test_dataset!r}"
-        advice = TEST_COLUMN_ADVICE
         test_pairs = load_qa_pairs(
-            config.test_dataset, *columns, drop_empty=True, skip_bad_rows=skip_bad_rows, name=name, column_advice=advice
+            config.test_dataset,
+            config.question_column,
+            config.context_column,
+            drop_empty=True,
+            skip_bad_rows=skip_bad_rows,
+            name=name,
+            column_advice=TEST_COLUMN_ADVICE,
         )
         check_group_column(test_pairs, config.group_column, name)
         pairs = add_test_set(pairs, test_pairs)

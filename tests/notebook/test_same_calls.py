@@ -63,6 +63,11 @@ def is_setting(text: str) -> bool:
         return bool(re.search(r"\b[A-Z][A-Z_]+\b|\brecipe\.|\bhardware\.", text)) or text.startswith(("f'", 'f"'))
 
 
+#: Keywords only the workflow passes: the command line's --skip-bad-rows (a notebook reader adds skip_bad_rows=True
+#: to the call when the error asks for it), and what the messages call each file (DATASET or TEST_DATASET).
+WORKFLOW_ONLY_KEYWORDS = {"load_qa_pairs": {"skip_bad_rows", "name", "column_advice"}}
+
+
 def signatures(source: str) -> dict[str, list[tuple]]:
     """Callee -> one entry per call: (number of positional arguments, ((keyword, setting or "<variable>"), ...))."""
     found = defaultdict(list)
@@ -70,6 +75,8 @@ def signatures(source: str) -> dict[str, list[tuple]]:
         if isinstance(node, ast.Call) and callee(node) in CALLS:
             keywords = []
             for keyword in node.keywords:
+                if keyword.arg in WORKFLOW_ONLY_KEYWORDS.get(callee(node), ()):
+                    continue
                 value = normalize(ast.unparse(keyword.value))
                 keywords.append((keyword.arg, value if is_setting(value) else "<variable>"))
             found[callee(node)].append((len(node.args), tuple(sorted(keywords))))
