@@ -205,11 +205,12 @@ def read_csv_checked(path: Path, skip_bad_rows: bool = False) -> pd.DataFrame:
     if not bad:
         return pd.read_csv(path, dtype=str)
     first, _, reason = bad[0]
-    if first == 1 or not skip_bad_rows:
-        advice = "fix the header" if first == 1 else f"or pass skip_bad_rows=True to drop the {len(bad)} bad record(s)"
+    if first == 1:
+        raise QADataError(f"{str(path)!r} line 1, the header: {reason}. Fix the header.")
+    if not skip_bad_rows:
         raise QADataError(
             f"{str(path)!r} line {first}: {reason}; a stray quote or comma would merge or shift this row's fields. "
-            f"Fix the line, {advice}."
+            f"Fix the line, or pass skip_bad_rows=True to drop the {len(bad)} bad record(s)."
         )
     lines = text.splitlines(keepends=True)
     dropped = {number for start, end, _ in bad for number in range(start, end + 1)}

@@ -254,6 +254,37 @@ def test_bad_data_files_are_one_line(tmp_path: Path, tiny_model_dir: str, no_mod
     assert not (tmp_path / "out").exists()
 
 
+def test_malformed_and_misshapen_data_is_one_line_naming_the_file(
+    tmp_path: Path, tiny_model_dir: str, no_model_loading: None, capsys
+):
+    lines = FIXTURE_DATA.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[30] = '"' + lines[30]  # a question that opens a quote and never closes it
+    stray = tmp_path / "stray.csv"
+    stray.write_text("".join(lines), encoding="utf-8")
+    assert main([*run_args(tmp_path, tiny_model_dir), "--dataset", str(stray)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {str(stray)!r} line 31: a quote does not end a field") and err.count("\n") == 1
+    assert err.endswith("Fix the line, or pass --skip-bad-rows to drop the 1 bad record(s).\n")
+
+    keyed = tmp_path / "keyed.json"
+    keyed.write_text(json.dumps({f"q{i}": {"question": f"Q{i}?", "context": f"C{i}."} for i in range(200)}))
+    assert main([*run_args(tmp_path, tiny_model_dir), "--dataset", str(keyed)]) == 2
+    err = capsys.readouterr().err
+    assert "is an object keyed by id ('q0', 'q1', 'q2', ...), not a list of records" in err and len(err) < 300
+
+    renamed = tmp_path / "test.csv"
+    pd.read_csv(FIXTURE_DATA).rename(columns={"question": "query"}).to_csv(renamed, index=False)
+    assert main([*run_args(tmp_path, tiny_model_dir), "--test-dataset", str(renamed)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --test-dataset {str(renamed)!r}: column(s) 'question' not found. Available columns: query, context, "
+        "company. --question-column / --context-column name the columns of --dataset and --test-dataset alike: "
+        "rename --test-dataset's columns to --dataset's.\n"
+    )
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(AssertionError, match="a model was loaded"), pytest.warns(UserWarning, match="dropped 1"):
+        main([*run_args(tmp_path, tiny_model_dir), "--dataset", str(stray), "--skip-bad-rows"])  # the checks pass
+
+
 def test_a_used_output_folder_is_refused_and_left_alone(
     tmp_path: Path, tiny_model_dir: str, no_model_loading: None, capsys
 ):

@@ -548,3 +548,119 @@ def test_llamaindex_json_with_broken_references_is_refused(tmp_path: Path, chang
     path.write_text(json.dumps(LLAMAINDEX | change), encoding="utf-8")
     with pytest.raises(QADataError, match=re.escape(message)):
         load_qa_pairs(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Malformed CSV records are flagged, never merged silently
+# --------------------------------------------------------------------------------------------------
+def fixture_lines() -> list[str]:
+    return FIXTURE_DATA.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda line: '"' + line, "a quote does not end a field (',' expected after '\"')"),  # opened, never closed
+        (lambda line: line.rsplit(",", 1)[0] + "\n", "2 field(s) where the header has 3"),
+        (lambda line: line.rstrip("\n") + ",extra\n", "4 field(s) where the header has 3"),
+    ],
+)
+def test_a_malformed_csv_record_is_refused_naming_its_line(tmp_path: Path, damage, reason: str) -> None:
+    lines = fixture_lines()
+    lines[7] = damage(lines[7])  # line 8 of the file
+    path = tmp_path / "qa.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(path)
+    message = str(info.value)
+    assert message.startswith(f"{str(path)!r} line 8: {reason}; a stray quote or comma would merge or shift")
+    assert message.endswith("Fix the line, or pass skip_bad_rows=True to drop the 1 bad record(s).")
+    assert len(message) < 300
+
+
+def test_skip_bad_rows_drops_the_malformed_records_and_counts_them(tmp_path: Path) -> None:
+    lines = fixture_lines()
+    lines[7] = '"' + lines[7]  # the quote runs on into line 9, which closes it: one bad record over two lines
+    lines[20] = lines[20].rstrip("\n") + ",extra\n"
+    path = tmp_path / "qa.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"^qa\.csv: dropped 2 malformed record\(s\), 3 line\(s\): 8-9, 21\.$"):
+        pairs = load_qa_pairs(path, skip_bad_rows=True)
+    whole = load_qa_pairs(FIXTURE_DATA)
+    kept = whole.drop(index=[6, 7, 19]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(pairs[["question", "context"]], kept[["question", "context"]], check_index_type=False)
+
+
+def test_an_unclosed_quote_at_the_end_and_a_bad_header_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text('question,context\nWhy?,Because.\nWhen?,Now.\n"How?,Like this.\n', encoding="utf-8")
+    with pytest.raises(QADataError, match=r"line 4: a quote opened here is never closed;"):
+        load_qa_pairs(path)
+    with pytest.warns(UserWarning, match=r"dropped 1 malformed record\(s\), 1 line\(s\): 4\."):
+        assert load_qa_pairs(path, skip_bad_rows=True)["question"].tolist() == ["Why?", "When?"]
+    path.write_text('question,"context\nWhy?,Because.\n', encoding="utf-8")
+    with pytest.raises(QADataError, match=r"qa\.csv' line 1, the header: a quote opened here is never closed\. Fix"):
+        load_qa_pairs(path, skip_bad_rows=True)
+
+
+def test_csv_with_bom_crlf_nul_emoji_newlines_and_long_questions_still_reads(tmp_path: Path) -> None:
+    long_question = "Why " + "very " * 20_000 + "long?"  # 100,009 characters: one field, not an error
+    frame = pd.DataFrame(
+        {
+            "question": ["Revenue \U0001f4c8 in 2023?", "Two\nlines?", long_question, "A NUL\x00here?"],
+            "context": ['It said "up 6%", then more.', "One, two\r\nthree.", "Because.", "Fine."],
+        }
+    )
+    path = tmp_path / "qa.csv"
+    text = frame.to_csv(index=False, lineterminator="\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    pairs = load_qa_pairs(path)
+    assert pairs["question"].tolist() == frame["question"].tolist()
+    assert pairs["context"].tolist() == frame["context"].tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON of another shape than records says what shape it has
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            {f"q{i}": {"question": f"Question {i}?", "context": f"Passage {i}."} for i in range(200)},
+            "is an object keyed by id ('q0', 'q1', 'q2', ...), not a list of records: save its values as a list",
+        ),
+        (
+            {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [{"question": "q"}]}]}]},
+            "is SQuAD-style (data -> paragraphs -> context and qas), not a list of records: flatten it",
+        ),
+        (
+            {"data": [{"question": "q", "context": "c"}]},
+            "wraps its records in an object (under 'data'): save the list content['data'] alone",
+        ),
+        ({"queries": {"q": "Why?"}, "corpus": {"d": "Because."}}, "looks like a LlamaIndex dataset without relevant"),
+        (["Why?", "How?"], "is a JSON list of str values, not of records: give one object per row"),
+    ],
+)
+def test_json_of_another_shape_says_what_it_is(tmp_path: Path, content: object, message: str) -> None:
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(path)
+    assert str(info.value).startswith(f"{str(path)!r} {message}")
+    assert len(str(info.value)) < 300
+
+
+def test_json_columns_as_pandas_writes_them_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "qa.json"
+    SAMPLE.to_json(path)  # pandas' default orient: {"question": {"0": ...}, ...}
+    assert load_qa_pairs(path)["question"].tolist() == SAMPLE["question"].tolist()
+
+
+def test_a_missing_column_names_the_file_and_lists_at_most_eight_columns(tmp_path: Path) -> None:
+    frame = pd.DataFrame({f"column_{i}": ["x"] for i in range(200)})
+    with pytest.raises(QADataError) as info:
+        load_qa_pairs(frame, name="TEST_DATASET 'test.csv'", column_advice="Rename them.")
+    assert str(info.value) == (
+        "TEST_DATASET 'test.csv': column(s) 'question', 'context' not found. Available columns: column_0, column_1, "
+        "column_2, column_3, column_4, column_5, column_6, column_7, ... (192 more). Rename them."
+    )

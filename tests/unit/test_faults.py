@@ -288,3 +288,40 @@ def test_a_read_only_folder_is_refused_in_one_line(tmp_path: Path, tiny_model_di
             unmount(folder)
         else:
             folder.chmod(0o755)
+
+
+# --------------------------------------------------------------------------------------------------
+# What counts as a whole checkpoint
+# --------------------------------------------------------------------------------------------------
+def write_checkpoint(folder: Path, step: int) -> Path:
+    checkpoint = folder / f"checkpoint-{step}"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "config.json").write_text("{}")
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    for name in ("optimizer.pt", "scheduler.pt"):
+        (checkpoint / name).write_bytes(b"state")
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))  # the trainer writes it last
+    return checkpoint
+
+
+def test_a_checkpoint_is_whole_once_its_trainer_state_and_weights_are_written(tmp_path: Path, capsys):
+    whole = write_checkpoint(tmp_path, 76)
+    assert is_complete_checkpoint(whole)
+    half = tmp_path / "checkpoint-152"  # as a kill while writing it left it: an empty config.json, no weights
+    half.mkdir()
+    (half / "config.json").write_text("")
+    assert not is_complete_checkpoint(half)
+    truncated = write_checkpoint(tmp_path, 228)
+    (truncated / "trainer_state.json").write_text('{"global_st')
+    renamed = write_checkpoint(tmp_path, 304)
+    (renamed / "model.safetensors").unlink()  # as a rotation stopped halfway through deleting it
+    assert [is_complete_checkpoint(folder) for folder in (truncated, renamed)] == [False, False]
+
+    from ft_helpers.outputs import remove_incomplete_checkpoints
+
+    assert remove_incomplete_checkpoints(tmp_path, log=print) == ["checkpoint-152", "checkpoint-228", "checkpoint-304"]
+    assert capsys.readouterr().out == (
+        "note: skipped and removed checkpoint-152, checkpoint-228, checkpoint-304: incomplete (the run stopped while "
+        "writing it).\n"
+    )
+    assert list_checkpoints(tmp_path) == [whole]
