@@ -18,10 +18,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .config import RunConfig
 
 #: The lock file a run holds in its output folder (it holds the run's process id and start time).
 LOCK_NAME = ".lock"
@@ -169,7 +172,7 @@ def check_resume(folder: Path, inputs: dict[str, Any], log: Callable[[str], Any]
         if was.get(name) == now.get(name):
             continue
         if name not in RESUMABLE_CHANGES:
-            shown = name.upper() if name in now else name
+            shown = name.upper() if name in {item.name for item in fields(RunConfig)} else name  # a parameter's name
             raise ValueError(
                 f"Cannot resume: {shown} was {was.get(name)!r} in the run being resumed, now {now.get(name)!r}; it "
                 "shapes training. Resume with the same value, or start a new run in another folder."
@@ -293,11 +296,20 @@ def check_free_space(folder: Path, model_bytes: int | None) -> None:
         )
 
 
-def is_write_failure(err: BaseException) -> bool:
-    """Whether an error is a write that failed for lack of room or rights (an OSError, or a library's wrapping)."""
-    if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
-        return True
-    return not isinstance(err, OSError) and bool(WRITE_FAILURES.search(str(err)))
+def is_write_failure(err: BaseException, folder: Path) -> bool:
+    """Whether an error is a write into ``folder`` that failed for lack of room or rights (an OSError, or a wrapping).
+
+    Args:
+        err: The error.
+        folder: The output folder: an OSError that names a file elsewhere (the model cache, say) is not its fault.
+
+    Returns:
+        Whether :func:`describe_write_failure` should describe it.
+    """
+    if isinstance(err, OSError):
+        inside = not err.filename or Path(os.path.abspath(err.filename)).is_relative_to(os.path.abspath(folder))
+        return err.errno in WRITE_ERRNOS and inside
+    return bool(WRITE_FAILURES.search(str(err)))
 
 
 def describe_write_failure(err: BaseException, folder: Path, model_bytes: int | None, removed: list[str]) -> str:

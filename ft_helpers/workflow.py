@@ -444,7 +444,7 @@ def run(
             removed = remove_incomplete_checkpoints(output_dir / "checkpoints", log=log)
             if not (output_dir / "results.json").is_file():  # a model that no results.json describes: maybe partial
                 shutil.rmtree(output_dir / "model", ignore_errors=True)
-            if is_write_failure(err):
+            if is_write_failure(err, output_dir):
                 raise OSError(describe_write_failure(err, output_dir, model_bytes, removed)) from None
             raise
 
