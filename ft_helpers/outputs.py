@@ -57,6 +57,40 @@ def read_lock_owner(path: Path) -> tuple[dict[str, Any], int | None]:
         return {}, inode
 
 
+def describe_busy(folder: Path, owner: dict[str, Any]) -> str:
+    """Say that another run holds ``folder``, naming its process id and start time (from its lock file)."""
+    since = f", started {owner['started']}" if "started" in owner else ""
+    return (
+        f"OUTPUT_DIR {str(folder)!r} is in use by another run (process {owner.get('pid', 'unknown')}{since}): wait for "
+        "it to end, or choose another folder."
+    )
+
+
+def check_output_dir_free(output_dir: str | Path) -> None:
+    """Refuse at once a folder whose lock a live run holds: before the slow checks, as the run locks it only after.
+
+    Args:
+        output_dir: The run's output folder (nothing is created).
+
+    Raises:
+        OutputDirBusyError: Another run holds the lock.
+    """
+    from filelock import FileLock, Timeout
+
+    folder = Path(output_dir).expanduser()
+    if not (folder / LOCK_NAME).is_file():
+        return
+    owner = read_lock_owner(folder / LOCK_NAME)[0]
+    lock = FileLock(folder / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputDirBusyError(describe_busy(folder, owner)) from None
+    except OSError:
+        return  # :func:`lock_output_dir` says what is wrong
+    lock.release()  # a lock file left by a run that was killed: the run takes it over later, with a note
+
+
 @contextmanager
 def lock_output_dir(output_dir: str | Path, log: Callable[[str], Any] = print) -> Iterator[Path]:
     """Hold ``OUTPUT_DIR/.lock`` while the block runs, so that no other run writes into the folder meanwhile.
@@ -88,13 +122,7 @@ def lock_output_dir(output_dir: str | Path, log: Callable[[str], Any] = print) -
         lock = FileLock(path, timeout=0)
         lock.acquire()
     except Timeout:
-        owner = read_lock_owner(path)[0] or before
-        pid = owner.get("pid", "unknown")
-        since = f", started {owner['started']}" if "started" in owner else ""
-        raise OutputDirBusyError(
-            f"OUTPUT_DIR {str(folder)!r} is in use by another run (process {pid}{since}): wait for it to end, or "
-            "choose another folder."
-        ) from None
+        raise OutputDirBusyError(describe_busy(folder, read_lock_owner(path)[0] or before)) from None
     except OSError as err:
         raise OSError(f"Cannot write to OUTPUT_DIR {str(folder)!r}: {err.strerror or err}.") from None
     try:

@@ -31,6 +31,7 @@ from .outputs import (
     LOCK_NAME,
     RECORD_NAME,
     check_free_space,
+    check_output_dir_free,
     check_resume,
     describe_run_inputs,
     describe_write_failure,
@@ -406,6 +407,7 @@ def run(
     """
     # 0. Everything that needs no model: parameters, model reference, data, split, sizes, output folder
     config.validate()
+    check_output_dir_free(config.output_dir)  # another run's folder is refused at once (locked below)
     hardware = detect_hardware()
     recipe = config.training_recipe(hardware.device)
     check_model_reference(config.base_model)
