@@ -50,7 +50,8 @@ def read_lock_owner(path: Path) -> tuple[dict[str, Any], int | None]:
     """Return what a lock file says of its holder (``{}`` if nothing) and its inode (None if there is no file)."""
     try:
         inode = path.stat().st_ino
-        return json.loads(path.read_text(encoding="utf-8") or "{}"), inode
+        owner = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return (owner if isinstance(owner, dict) else {}), inode
     except FileNotFoundError:
         return {}, None
     except (OSError, ValueError):
@@ -128,7 +129,11 @@ def lock_output_dir(output_dir: str | Path, log: Callable[[str], Any] = print) -
     try:
         if before.get("pid") not in (None, os.getpid()) and read_lock_owner(path)[1] == inode:
             log(f"note: the lock of process {before['pid']}, which ended without releasing it, is taken over.")
-        path.write_text(json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}), "utf-8")
+        owner = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            path.write_text(json.dumps(owner), encoding="utf-8")
+        except OSError as err:
+            raise OSError(f"Cannot write to OUTPUT_DIR {str(folder)!r}: {err.strerror or err}.") from None
         yield folder
     finally:
         path.unlink(missing_ok=True)  # while held: a run that opened the old file sees it unlinked and retries
