@@ -40,7 +40,7 @@ from .report import (
 )
 from .search import pick_calibration_passages, score_compressed
 from .serve import load_encoder, read_manifest
-from .split import add_test_set, split_qa_pairs
+from .split import add_test_set, split_qa_pairs, warn_generated
 from .stats import compare_per_query
 from .training import (
     EMBEDDING_SIZES,
@@ -352,6 +352,8 @@ def run(
 
         resume_from_checkpoint = get_last_checkpoint(str(output_dir / "checkpoints"))
     log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
+    if generated := warn_generated(splits["test"]):
+        log(f"warning: {generated}")
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     log(f"recipe '{recipe.name}': {recipe.describe(config.sort_by_length)}")
 
@@ -505,6 +507,8 @@ def evaluate_models(
             read_manifest(model, backend)  # an export of the model as it is now
     pairs, splits = load_and_split(config)
     inputs = build_ir_inputs(splits[subset], pairs, deduplicate=config.deduplicate_corpus)
+    if generated := warn_generated(splits[subset]):
+        log(f"warning: {generated.replace('test questions', f'{subset} questions')}")
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
     for warning in check_evaluation_sizes(inputs, validation_inputs):
         log(f"warning: {warning}")
