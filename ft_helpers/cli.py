@@ -14,7 +14,6 @@ import shlex
 import sys
 import traceback
 from dataclasses import MISSING, Field, fields
-from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
@@ -32,8 +31,9 @@ data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one ques
   answers it per row; name the columns with --question-column and --context-column. Rows with an empty question
   or passage are dropped with a warning.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
-  passage and question in one split; 'reference' repeats the reference notebook's random split. With
-  --test-dataset the test split is that file, and --dataset is split into train and validation only.
+  passage, question and doc_id (the document, in files from `pairs`) in one split; 'reference' repeats the
+  reference notebook's random split. With --test-dataset the test split is that file, and --dataset is split into
+  train and validation only.
 writes to --output-dir: model/ (the fine-tuned model and its model card), eval/ (per-query scores of both models),
   comparison.png, training.png, dimensions.png and results.json (every setting, both models' metrics, the
   comparison with 95% intervals, the scores by embedding size, the split, and how the run was made: this command,
@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Carry out the ``pairs`` command: documents to passages to generated pairs (see ``PAIRS_EPILOG``)."""
-    from .documents import read_documents, split_documents
+    from .documents import load_tokenizer, read_documents, split_documents
     from .generate import (
         DEFAULT_PROMPT,
         GenerationSettings,
@@ -349,10 +349,7 @@ def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
         check_output(options["output"], options["resume"], options["overwrite"])
     documents = read_documents(options["documents"])
     check_model_reference(options["embedding_model"], "--embedding-model")
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(options["embedding_model"])
-    window = _model_window(options["embedding_model"], tokenizer)
+    tokenizer, window = load_tokenizer(options["embedding_model"])
     max_tokens = options["max_tokens"] or window
     if max_tokens > window:
         raise ValueError(f"--max-tokens {max_tokens} is more than the embedding model's window ({window} tokens).")
@@ -399,26 +396,6 @@ def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
         "write 50 real questions and pass them as --test-dataset."
     )
     return {"pairs": summary.output, "questions": summary.questions, "passages": summary.passages}
-
-
-def _model_window(model: str, tokenizer: Any) -> int:
-    """The tokens a passage may have: the sentence-transformer's max_seq_length (or the tokenizer's) less specials."""
-    from huggingface_hub import hf_hub_download
-
-    length = None
-    folder = Path(model).expanduser()
-    try:
-        config = (
-            folder / "sentence_bert_config.json"
-            if folder.is_dir()
-            else Path(hf_hub_download(model, "sentence_bert_config.json"))
-        )
-        length = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
-    except Exception:  # not a sentence-transformer folder: the tokenizer's own limit
-        length = None
-    if not length:
-        length = min(tokenizer.model_max_length, 512)
-    return int(length) - tokenizer.num_special_tokens_to_add()
 
 
 def to_command_line(message: str) -> str:

@@ -7,6 +7,7 @@ one document together and test on documents never trained on. ``.pdf`` needs ``p
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -213,6 +214,36 @@ def split_document(text: str, tokenizer: Any, max_tokens: int, overlap: int = 0)
     if current:
         passages.append(" ".join(sentence for sentence, _ in current))
     return passages
+
+
+def load_tokenizer(model: str | Path) -> tuple[Any, int]:
+    """Load a sentence-transformer's tokenizer, and the tokens a passage may have in its window.
+
+    The window is the model's ``max_seq_length`` (from ``sentence_bert_config.json``; for another model, the
+    tokenizer's limit, at most 512) less its special tokens ([CLS] and [SEP] for BERT-like models).
+
+    Args:
+        model: A Hub id or a local model folder.
+
+    Returns:
+        The tokenizer, and the passage window in tokens (254 for all-MiniLM-L6-v2).
+    """
+    from huggingface_hub import hf_hub_download
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    folder = Path(model).expanduser()
+    try:
+        config = (
+            folder / "sentence_bert_config.json"
+            if folder.is_dir()
+            else Path(hf_hub_download(str(model), "sentence_bert_config.json"))
+        )
+        length = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+    except Exception:  # not a sentence-transformer (no such file): the tokenizer's own limit
+        length = None
+    length = int(length or min(tokenizer.model_max_length, 512))
+    return tokenizer, length - tokenizer.num_special_tokens_to_add()
 
 
 def split_documents(
