@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 import traceback
+import warnings
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
@@ -298,13 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"the passages. Default: {RunConfig.base_model}."
     )  # fmt: skip
     pairs.add_argument(
-        "--max-tokens", type=int, default=None, help="Tokens per passage. Default: the embedding model's window."
-    )
+        "--max-tokens", type=int, default=None, help="Tokens per passage, at most the embedding model's window. "
+        "Default: 128 (or the window, if smaller)."
+    )  # fmt: skip
     pairs.add_argument(
         "--overlap", type=int, default=32, help="Tokens a passage may repeat from the one before. Default: 32."
     )
     pairs.add_argument("--min-tokens", type=int, default=16, help="Leave out shorter passages (headings). Default: 16.")
-    pairs.add_argument("--dry-run", action="store_true", help="Print the passages and the estimate; send nothing.")
+    pairs.add_argument(
+        "--dry-run", action="store_true", help="Count the passages, print the estimate, and stop: nothing is sent."
+    )
     going_on = pairs.add_mutually_exclusive_group()
     going_on.add_argument("--resume", action="store_true", help="Go on from an interrupted run (same settings).")
     going_on.add_argument("--overwrite", action="store_true", help="Replace an earlier run's files.")
@@ -313,11 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
     """Carry out the ``pairs`` command: documents to passages to generated pairs (see ``PAIRS_EPILOG``)."""
-    from .documents import load_tokenizer, read_documents, split_documents
+    from .documents import PASSAGE_TOKENS, load_tokenizer, read_documents, split_documents
     from .generate import (
         DEFAULT_PROMPT,
         GenerationSettings,
         check_output,
+        describe_count,
         estimate_requests,
         find_api_key,
         generate_pairs,
@@ -344,32 +349,48 @@ def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
         raise ValueError(
             f"--overlap and --min-tokens must be 0 or more, got {options['overlap']} and {options['min_tokens']}."
         )
-    api_key = find_api_key(settings.base_url, settings.api_key_env)  # before anything loads or is sent
-    if not options["dry_run"]:
-        check_output(options["output"], options["resume"], options["overwrite"])
+    if options["max_tokens"] is not None and options["min_tokens"] >= options["max_tokens"]:
+        raise ValueError(
+            f"--min-tokens ({options['min_tokens']}) must be below --max-tokens ({options['max_tokens']})."
+        )
+    # Before anything loads or is sent: the key (a dry run sends nothing, so it needs none) and the output file.
+    api_key = None if options["dry_run"] else find_api_key(settings.base_url, settings.api_key_env)
+    check_output(
+        options["output"], options["resume"] and not options["dry_run"], options["overwrite"], options["dry_run"]
+    )
     documents = read_documents(options["documents"])
     check_model_reference(options["embedding_model"], "--embedding-model")
     tokenizer, window = load_tokenizer(options["embedding_model"])
-    max_tokens = options["max_tokens"] or window
+    max_tokens = options["max_tokens"] or min(window, PASSAGE_TOKENS)
     if max_tokens > window:
         raise ValueError(f"--max-tokens {max_tokens} is more than the embedding model's window ({window} tokens).")
+    if options["min_tokens"] >= max_tokens:
+        raise ValueError(f"--min-tokens ({options['min_tokens']}) must be below the passage size ({max_tokens}).")
     overlap = min(options["overlap"], max_tokens - 1)
     passages = split_documents(documents, tokenizer, max_tokens, overlap, options["min_tokens"])
-    empty = sum(not text.strip() for text in documents.values())
+    empty = [doc_id for doc_id, text in documents.items() if not text.strip()]
     log(
-        f"{len(documents)} documents -> {len(passages)} passages of at most {max_tokens} tokens"
-        + (f" ({empty} documents without text, e.g. scanned PDFs, left out)" if empty else "")
+        f"{describe_count(len(documents), 'document')} -> {describe_count(len(passages), 'passage')} of at most "
+        f"{max_tokens} tokens"
+        + (
+            f"; without text (a scanned PDF?), left out: {', '.join(empty[:3])}{' ...' * (len(empty) > 3)}"
+            if empty
+            else ""
+        )
         + "."
     )
     if not passages:
-        raise ValueError(f"No passage of {options['min_tokens']} tokens or more in {options['documents']!r}.")
+        raise ValueError(
+            f"No passage of {options['min_tokens']} tokens or more in {options['documents']!r}: lower --min-tokens."
+        )
     if options["max_passages"] is not None:
         passages = passages[: options["max_passages"]]
     estimate = estimate_requests(passages, settings)
     log(
-        f"Sends up to {estimate['requests']} requests ({settings.questions_per_passage} questions each) to "
-        f"{settings.model} at {settings.base_url}: roughly {estimate['prompt_tokens']:,} prompt and "
-        f"{estimate['completion_tokens']:,} answer tokens (4 characters a token; passages done before are skipped)."
+        f"Sends up to {describe_count(estimate['requests'], 'request')} to {settings.model} at {settings.base_url}, "
+        f"keeping up to {settings.questions_per_passage} questions a passage: roughly {estimate['prompt_tokens']:,} "
+        f"prompt and {estimate['completion_tokens']:,} answer tokens (4 characters a token; passages done before "
+        "are skipped)."
     )
     if options["dry_run"]:
         return {"passages": len(passages), **estimate}
@@ -389,11 +410,12 @@ def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
         api_key=api_key,
         log=log,
     )
-    log(summary.describe())
+    log(to_command_line(summary.describe()))
     log(
         f"Next: python -m ft_helpers run --dataset {shlex.quote(options['output'])} --output-dir OUT. Its test "
         "questions are generated too, so its scores measure agreement with the generator, not with your users: "
-        "write 50 real questions and pass them as --test-dataset."
+        "write 50 real questions and pass them as --test-dataset (about documents you leave out of --documents, or "
+        "the split keeps those documents out of training)."
     )
     return {"pairs": summary.output, "questions": summary.questions, "passages": summary.passages}
 
@@ -432,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = options.pop("debug")
     command = options.pop("command")
     command_line = shlex.join(["python", "-m", "ft_helpers", *argv])
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning  # a warning is one line too, in the options' names
     try:
         if command == "run":
             from huggingface_hub import get_token
@@ -534,5 +558,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {to_command_line(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        warnings.showwarning = shown
     print(json.dumps(summary))
     return 0
+
+
+def _show_warning(message: Warning | str, category: type, filename: str, lineno: int, *args: Any) -> None:
+    """Print a Python warning as the command line's other warnings: ``warning: <one line>`` on standard error."""
+    print(f"warning: {to_command_line(str(message))}", file=sys.stderr)

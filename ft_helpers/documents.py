@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 
 from .data import QADataError
 
+#: Tokens per passage unless told otherwise (or the model's window, if smaller): passages this size make focused
+#: questions, and all-MiniLM-L6-v2 was trained on inputs of up to 128 tokens.
+PASSAGE_TOKENS = 128
 #: File types that :func:`read_documents` reads, by suffix.
 DOCUMENT_SUFFIXES = (".txt", ".md", ".pdf", ".html", ".htm")
 
@@ -36,6 +39,11 @@ def _read_pdf(path: Path) -> str:
         raise ImportError(
             f"Reading {str(path)!r} needs pypdf: pip install pypdf (or the pairs extra: pip install -e '.[pairs]')."
         ) from None
+    import logging
+
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)  # a broken file gets our one line below, not pypdf's warnings before it
     try:
         reader = PdfReader(path)
         if reader.is_encrypted:
@@ -48,6 +56,8 @@ def _read_pdf(path: Path) -> str:
         raise QADataError(
             f"Cannot read {str(path)!r} as PDF ({reason}). Repair or re-export it, or move it out of the folder."
         ) from None
+    finally:
+        pypdf_log.setLevel(level)
 
 
 class _TextOfHtml(HTMLParser):
@@ -68,6 +78,8 @@ class _TextOfHtml(HTMLParser):
             self.parts.append("\n\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):  # cells of a row stay apart
+            self.parts.append(" ")
         if tag in self.SKIPPED:
             self.skipping = max(0, self.skipping - 1)
         elif tag in self.BLOCKS:
@@ -103,6 +115,8 @@ def read_document(path: str | Path) -> str:
             f"Cannot read {str(path)!r}: it is not UTF-8 text (byte {err.start}). Save it as UTF-8, or convert it "
             "with iconv."
         ) from None
+    if suffix == ".md":  # a heading's marks are not words: "## Results" reads "Results"
+        text = re.sub(r"^\s{0,3}#{1,6}\s+", "", text, flags=re.MULTILINE)
     if suffix in (".html", ".htm"):
         parser = _TextOfHtml()
         parser.feed(text)
@@ -131,7 +145,9 @@ def read_documents(source: str | Path) -> dict[str, str]:
     if path.is_file():
         return {path.name: read_document(path)}
     if not path.is_dir():
-        raise QADataError(f"Documents not found: {str(path)!r} is neither a folder nor a file.")
+        raise QADataError(
+            f"Documents not found: {str(path)!r} is neither a folder nor a file (working directory: {Path.cwd()})."
+        )
     files = sorted(
         item
         for item in path.rglob("*")
@@ -152,24 +168,38 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH_END = re.compile(r"\n\s*\n")
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split a text into sentences (at ., ! or ? before a space, and at blank lines), with spacing collapsed."""
+def _split_paragraphs(text: str) -> list[tuple[str, bool]]:
+    """The sentences of a text, each with whether it opens a paragraph."""
     sentences = []
     for paragraph in _PARAGRAPH_END.split(text):
+        first = True
         for sentence in _SENTENCE_END.split(paragraph):
             sentence = " ".join(sentence.split())
             if sentence:
-                sentences.append(sentence)
+                sentences.append((sentence, first))
+                first = False
     return sentences
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a text into sentences (at ., ! or ? before a space, and at blank lines), with spacing collapsed."""
+    return [sentence for sentence, _ in _split_paragraphs(text)]
+
+
+def _join(pieces: list[tuple[str, int, bool]]) -> str:
+    """Join sentences into a passage: a space within a paragraph, a line break where a paragraph (or heading) ends."""
+    return "".join(
+        ("\n" if opens and index else " " if index else "") + text for index, (text, _, opens) in enumerate(pieces)
+    )
 
 
 def split_document(text: str, tokenizer: Any, max_tokens: int, overlap: int = 0) -> list[str]:
     """Cut a document into passages of whole sentences, each at most ``max_tokens`` tokens.
 
-    Sentences are packed in order until the next one would not fit. Each passage after the first repeats the
-    last sentences of the one before, up to ``overlap`` tokens, so a fact split across a boundary is whole in one
-    of them. A sentence longer than ``max_tokens`` is cut at token boundaries
-    (:func:`~ft_helpers.training.chunk_passage`).
+    Sentences are packed in order until the next one would not fit; a new paragraph (or a heading) starts on a new
+    line. Each passage after the first repeats the last sentences of the one before, up to ``overlap`` tokens, so a
+    fact split across a boundary is whole in one of them. A sentence longer than ``max_tokens`` is the one thing cut
+    inside, at token boundaries (:func:`~ft_helpers.training.chunk_passage`).
 
     Args:
         text: The document's text.
@@ -187,32 +217,33 @@ def split_document(text: str, tokenizer: Any, max_tokens: int, overlap: int = 0)
 
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise ValueError(f"Need max_tokens >= 1 and 0 <= overlap < max_tokens, got {max_tokens} and {overlap}.")
-    pieces: list[tuple[str, int]] = []
-    sentences = split_sentences(text)
+    pieces: list[tuple[str, int, bool]] = []  # (text, tokens, opens a paragraph)
+    sentences = _split_paragraphs(text)
     if not sentences:
         return []
-    counts = [len(ids) for ids in tokenizer(sentences, add_special_tokens=False, verbose=False)["input_ids"]]
-    for sentence, count in zip(sentences, counts, strict=True):
-        if count <= max_tokens:
-            pieces.append((sentence, count))
-        else:
-            for part in chunk_passage(sentence, tokenizer, max_tokens, overlap=0):
-                pieces.append((part, len(tokenizer(part, add_special_tokens=False, verbose=False)["input_ids"])))
+    encoded = tokenizer([sentence for sentence, _ in sentences], add_special_tokens=False, verbose=False)
+    for (sentence, opens), ids in zip(sentences, encoded["input_ids"], strict=True):
+        if len(ids) <= max_tokens:
+            pieces.append((sentence, len(ids), opens))
+            continue
+        for index, part in enumerate(chunk_passage(sentence, tokenizer, max_tokens, overlap=0)):
+            count = len(tokenizer(part, add_special_tokens=False, verbose=False)["input_ids"])
+            pieces.append((part, count, opens and index == 0))
     passages: list[str] = []
-    current: list[tuple[str, int]] = []
+    current: list[tuple[str, int, bool]] = []
     for piece in pieces:
-        if current and sum(count for _, count in current) + piece[1] > max_tokens:
-            passages.append(" ".join(sentence for sentence, _ in current))
-            kept: list[tuple[str, int]] = []
+        if current and sum(count for _, count, _ in current) + piece[1] > max_tokens:
+            passages.append(_join(current))
+            kept: list[tuple[str, int, bool]] = []
             for earlier in reversed(current):  # the overlap: whole sentences from the end, while they fit
-                size = sum(count for _, count in kept) + earlier[1]
+                size = sum(count for _, count, _ in kept) + earlier[1]
                 if size > overlap or size + piece[1] > max_tokens:
                     break
                 kept.insert(0, earlier)
             current = kept
         current.append(piece)
     if current:
-        passages.append(" ".join(sentence for sentence, _ in current))
+        passages.append(_join(current))
     return passages
 
 

@@ -302,17 +302,27 @@ class GenerationSummary:
     requests: int = 0
     questions: int = 0
     unparsed_answers: int = 0
+    refused: int = 0
+    first_refusal: str = ""
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
 
     def describe(self) -> str:
-        """One line: questions written, passages, and what each filter dropped."""
+        """What was written and dropped, in a line or two."""
         dropped = ", ".join(f"{reason} {self.dropped.get(reason, 0)}" for reason in DROP_REASONS)
         resumed = f" ({self.passages_done_before} done before this run)" if self.passages_done_before else ""
-        return (
-            f"{self.questions} questions for {self.passages} passages of {self.documents} documents{resumed} in "
-            f"{self.output}. Dropped: {dropped}; answers with no question in them: {self.unparsed_answers}."
+        text = (
+            f"{describe_count(self.questions, 'question')} for {describe_count(self.passages, 'passage')} of "
+            f"{describe_count(self.documents, 'document')}{resumed} in {self.output}. Dropped: {dropped}."
         )
+        if self.unparsed_answers:
+            text += (
+                f" {describe_count(self.unparsed_answers, 'answer')} held no question: their passages are not done, "
+                "and resume=True asks again."
+            )
+        if self.refused:
+            text += f" The server refused {describe_count(self.refused, 'passage')} (the first: {self.first_refusal})."
+        return text
 
 
 def progress_path(output: str | Path) -> Path:
@@ -353,13 +363,14 @@ def _write_atomically(path: Path, lines: list[str]) -> None:
     os.replace(handle.name, path)
 
 
-def check_output(output: str | Path, resume: bool = False, overwrite: bool = False) -> bool:
+def check_output(output: str | Path, resume: bool = False, overwrite: bool = False, name_only: bool = False) -> bool:
     """Check the output file's name and the --resume/--overwrite rules, before anything loads or is sent.
 
     Args:
         output: The pairs file to write (``.jsonl``).
         resume: Go on from an earlier run's files.
         overwrite: Replace an earlier run's files.
+        name_only: Check the name and folder only (for a dry run, which writes nothing).
 
     Returns:
         Whether an earlier run's files are there.
@@ -373,13 +384,13 @@ def check_output(output: str | Path, resume: bool = False, overwrite: bool = Fal
         raise ValueError(f"--output must be a .jsonl file (what `run --dataset` reads), got {str(output)!r}.")
     if not output.parent.is_dir():
         raise ValueError(f"The folder of --output does not exist: {str(output.parent)!r}. Create it first.")
+    if name_only:
+        return False
     if resume and overwrite:
-        raise ValueError("Choose one of --resume (go on) and --overwrite (start again), not both.")
+        raise ValueError("Choose one of resume=True (go on) and overwrite=True (start again), not both.")
     exists = output.exists() or progress_path(output).exists()
     if exists and not (resume or overwrite):
-        raise ValueError(
-            f"{str(output)!r} exists: run with --resume to go on from it, or with --overwrite to start again."
-        )
+        raise ValueError(f"{str(output)!r} exists: go on from it with resume=True, or start again with overwrite=True.")
     if resume and not exists:
         raise ValueError(f"Nothing to resume: {str(output)!r} does not exist.")
     return exists
@@ -416,25 +427,25 @@ def prepare_output(
     if not progress.exists():
         raise ValueError(
             f"Cannot resume {str(output)!r}: {progress.name}, which says which passages are done, is missing. "
-            "Start again with --overwrite."
+            "Start again with overwrite=True."
         )
     records = _read_lines(progress)
     first = records[0].get("settings") if records else None
     if first is None:
-        raise ValueError(f"Cannot resume: {progress} does not start with the run's settings. Use --overwrite.")
+        raise ValueError(f"Cannot resume: {progress} does not start with the run's settings. Use overwrite=True.")
     for name, value in run_settings.items():
         if first.get(name) != value:
             raise ValueError(
-                f"Cannot resume: {name} was {first.get(name)!r} in the first run and is {value!r} now. Run with the "
-                "first run's settings, or start again with --overwrite."
+                f"Cannot resume: {name} was {first.get(name)!r} in the first run and is {value!r} now. Use the first "
+                "run's settings, or start again with overwrite=True."
             )
     done = {record["passage_id"]: record for record in records[1:] if "passage_id" in record}
     texts = {passage.passage_id: passage.text for passage in passages}
     for passage_id, record in done.items():
         if passage_id in texts and _fingerprint(texts[passage_id]) != record.get("text_sha256"):
             raise ValueError(
-                f"Cannot resume: passage {passage_id} has changed since the first run (its document was edited). "
-                "Start again with --overwrite."
+                f"Cannot resume: the text of passage {passage_id} differs from the first run's (the document changed). "
+                "Start again with overwrite=True."
             )
     pairs = _read_lines(output) if output.exists() else []
     finished = [pair for pair in pairs if pair.get("passage_id") in done]
@@ -448,7 +459,7 @@ def _describe_failure(err: Exception, settings: GenerationSettings) -> str:
     import openai
 
     where = f"The LLM at {settings.base_url}"
-    retries = f"after {settings.max_retries} retries"
+    retries = f"after {describe_count(settings.max_retries, 'retry', 'retries')}"
     if isinstance(err, openai.APITimeoutError):
         return f"{where} gave no answer within {settings.timeout:g} s, {retries}. Raise --timeout, lower --concurrency."
     if isinstance(err, openai.APIConnectionError):
@@ -465,9 +476,32 @@ def _describe_failure(err: Exception, settings: GenerationSettings) -> str:
     if isinstance(err, openai.RateLimitError):
         return f"{where} still refused with 429 (rate limit) {retries}: lower --concurrency, or wait and resume."
     if isinstance(err, openai.APIStatusError):
-        body = " ".join(str(err.message).split())[:120]
-        return f"{where} answered {err.status_code} {retries}: {body}"
+        body = _server_message(err)[:120]
+        retried = f" {retries}" if err.status_code in (408, 409) or err.status_code >= 500 else ""
+        return f"{where} answered {err.status_code}{retried}: {body}"
     return f"{where} failed: {type(err).__name__}: {' '.join(str(err).split())[:120]}"
+
+
+#: Answers that refuse one passage, not the endpoint (a content filter, a passage too long for the model's context):
+#: the passage is recorded as refused and the run goes on.
+PASSAGE_REFUSALS = (400, 413, 422)
+#: Refused passages in a row, with none answered, that mean the endpoint refuses every request.
+REFUSALS_BEFORE_STOPPING = 3
+
+
+def _server_message(err: Any) -> str:
+    """The message a server put in its error answer, on one line (without the client's "Error code: 400 - ")."""
+    body = getattr(err, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        text = body["message"]
+    else:
+        text = re.sub(r"^Error code: \d+ - ", "", str(getattr(err, "message", err)))
+    return " ".join(text.split())
+
+
+def describe_count(n: int, one: str, many: str | None = None) -> str:
+    """Return a count with its noun: ``1 passage``, ``2 passages`` (``many`` for an irregular plural)."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _ask(client: Any, settings: GenerationSettings, passage: Passage) -> tuple[str | None, dict[str, int]]:
@@ -540,8 +574,6 @@ def generate_pairs(
         ValueError: See :func:`prepare_output`.
         GenerationError: The endpoint failed for good; the passages finished so far are kept for --resume.
     """
-    from tqdm.auto import tqdm
-
     settings.check()
     output = Path(output).expanduser()
     run_settings = _run_settings(settings, chunking or {})
@@ -552,7 +584,7 @@ def generate_pairs(
     seen = {normalize_text(pair["question"]) for pair in finished}
     summary.questions = len(finished)
     for record in done.values():
-        summary.unparsed_answers += bool(record.get("unparsed"))
+        summary.refused += bool(record.get("refused"))
         for reason, count in record.get("dropped", {}).items():
             summary.dropped[reason] = summary.dropped.get(reason, 0) + count
     todo = [passage for passage in passages if passage.passage_id not in done]
@@ -565,81 +597,124 @@ def generate_pairs(
         if not done:
             track.write(json.dumps({"settings": run_settings}) + "\n")
             track.flush()
-        bar = tqdm(total=len(todo), unit="passage", desc="Generating", disable=not progress)
-        executor = ThreadPoolExecutor(max_workers=settings.concurrency)
-        pending: dict[Future, Passage] = {}
-        queue = iter(todo)
-        failure: Exception | None = None
-        try:
-            for passage in queue:  # keep at most `concurrency` requests in flight
-                pending[executor.submit(_ask, client, settings, passage)] = passage
-                if len(pending) == settings.concurrency:
-                    break
-            while pending:
-                finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished_now:
-                    passage = pending.pop(future)
-                    if future.exception() is not None:
-                        failure = failure or future.exception()
-                        continue
-                    answer, counted = future.result()
-                    summary.requests += 1
-                    for name, value in counted.items():
-                        summary.usage[name] += value
-                    parsed = parse_questions(answer)
-                    kept, dropped = filter_questions(
-                        parsed, passage.text, seen, settings.max_copied_words, settings.questions_per_passage
-                    )
-                    lines = [
-                        json.dumps(
-                            {
-                                "question": question,
-                                "context": passage.text,
-                                "doc_id": passage.doc_id,
-                                "passage_id": passage.passage_id,
-                            },
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                        for question in kept
-                    ]
-                    pairs_file.write("".join(lines))  # the pairs first, then the record that says they are whole
-                    pairs_file.flush()
-                    os.fsync(pairs_file.fileno())
-                    record = {
-                        "passage_id": passage.passage_id,
-                        "text_sha256": _fingerprint(passage.text),
-                        "kept": len(kept),
-                        "dropped": dict(dropped),
-                        "unparsed": not parsed,
-                    }
-                    track.write(json.dumps(record) + "\n")
-                    track.flush()
-                    os.fsync(track.fileno())
-                    summary.questions += len(kept)
-                    summary.unparsed_answers += not parsed
-                    for reason, count in dropped.items():
-                        summary.dropped[reason] += count
-                    bar.update(1)
-                    bar.set_postfix(questions=summary.questions, refresh=False)
-                if failure is None:
-                    for passage in queue:
-                        pending[executor.submit(_ask, client, settings, passage)] = passage
-                        if len(pending) == settings.concurrency:
-                            break
-        finally:
-            bar.close()
-            executor.shutdown(wait=failure is not None, cancel_futures=True)
+
+        saved = len(done)
+
+        def save(passage: Passage, lines: list[str], record: dict[str, Any]) -> None:
+            """Append a passage's pairs, then the record that says they are whole (each line written whole)."""
+            nonlocal saved
+            saved += 1
+            pairs_file.write("".join(lines))
+            pairs_file.flush()
+            os.fsync(pairs_file.fileno())
+            track.write(
+                json.dumps({"passage_id": passage.passage_id, "text_sha256": _fingerprint(passage.text), **record})
+                + "\n"
+            )
+            track.flush()
+            os.fsync(track.fileno())
+
+        failure = _send_all(todo, client, settings, summary, seen, save, progress, lambda text: mask_key(text, api_key))
     if failure is not None:
-        saved = len(done) + summary.requests
         message = _describe_failure(failure, settings)
         if not saved:  # nothing to go on from: leave no files that a rerun would have to be told about
             output.unlink(missing_ok=True)
             progress_file.unlink(missing_ok=True)
         else:
-            message += f" {saved} of {len(passages)} passages are saved: run the same command with --resume to go on."
+            message += (
+                f" {saved} of {describe_count(len(passages), 'passage')} are saved: run the same command with "
+                "resume=True to go on."
+            )
         raise GenerationError(mask_key(message, api_key)) from None
     return summary
+
+
+def _send_all(
+    todo: list[Passage],
+    client: Any,
+    settings: GenerationSettings,
+    summary: GenerationSummary,
+    seen: set[str],
+    save: Callable[[Passage, list[str], dict[str, Any]], None],
+    progress: bool,
+    mask: Callable[[str], str],
+) -> Exception | None:
+    """Send the passages' requests, ``settings.concurrency`` at a time, and save each answer as it comes.
+
+    Returns:
+        The error that stopped the run (the requests in flight are finished and saved first), or None.
+    """
+    import openai
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="passage", desc="Generating", disable=not progress)
+    executor = ThreadPoolExecutor(max_workers=settings.concurrency)
+    pending: dict[Future, Passage] = {}
+    queue = iter(todo)
+    failure: Exception | None = None
+    held: list[tuple[Passage, str]] = []  # refused passages, until a passage is answered
+
+    def save_refusals() -> None:
+        for refused, reason in held:
+            save(refused, [], {"kept": 0, "dropped": {}, "refused": reason})
+            summary.refused += 1
+            summary.first_refusal = summary.first_refusal or reason
+        held.clear()
+
+    def refill() -> None:
+        for passage in queue:
+            pending[executor.submit(_ask, client, settings, passage)] = passage
+            if len(pending) == settings.concurrency:
+                break
+
+    try:
+        refill()
+        while pending:
+            finished_now, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished_now:
+                passage = pending.pop(future)
+                error = future.exception()
+                if isinstance(error, openai.APIStatusError) and error.status_code in PASSAGE_REFUSALS:
+                    reason = mask(f"{passage.passage_id}: {error.status_code} {_server_message(error)[:80]}")
+                    held.append((passage, reason))  # saved once a passage is answered: then it is this passage
+                    if len(held) >= REFUSALS_BEFORE_STOPPING and summary.requests == 0:
+                        failure = failure or error  # every passage so far refused: the request, not a passage
+                        continue
+                    bar.update(1)
+                    continue
+                if error is not None:
+                    failure = failure or error
+                    continue
+                answer, counted = future.result()
+                summary.requests += 1
+                for name, value in counted.items():
+                    summary.usage[name] += value
+                parsed = parse_questions(answer)
+                if not parsed:  # not done: a later run with resume=True asks again
+                    summary.unparsed_answers += 1
+                    bar.update(1)
+                    continue
+                kept, dropped = filter_questions(
+                    parsed, passage.text, seen, settings.max_copied_words, settings.questions_per_passage
+                )
+                row = {"context": passage.text, "doc_id": passage.doc_id, "passage_id": passage.passage_id}
+                lines = [json.dumps({"question": question, **row}, ensure_ascii=False) + "\n" for question in kept]
+                save(passage, lines, {"kept": len(kept), "dropped": dict(dropped)})
+                summary.questions += len(kept)
+                for reason, count in dropped.items():
+                    summary.dropped[reason] += count
+                bar.update(1)
+                bar.set_postfix(questions=summary.questions, refresh=False)
+            if held and summary.requests:
+                save_refusals()
+            if failure is None:
+                refill()
+        if held and failure is None:  # a few passages, every one refused: say so rather than drop them
+            save_refusals()
+    finally:
+        bar.close()
+        executor.shutdown(wait=failure is not None, cancel_futures=True)
+    return failure
 
 
 def describe_settings(settings: GenerationSettings) -> dict[str, Any]:

@@ -281,15 +281,20 @@ def split_with_test_set(
     linked = np.isin(labels, labels[marked]) & ~marked
     if linked.any():
         warnings.warn(
-            f"{linked.sum()} row(s) of DATASET share a question or passage"
+            f"{linked.sum()} row(s) of DATASET share a question, passage"
+            + (" or document (doc_id)" if DOCUMENT_COLUMN in pairs.columns else "")
             + (f" (or {group_column!r})" if group_column else "")
-            + " with TEST_DATASET and are left out of training and validation.",
+            + " with TEST_DATASET, directly or through other rows, and are left out of training and validation.",
             stacklevel=3,
         )
     kept = ~linked
     rest = int((kept & ~marked).sum())
     if rest < MIN_ROWS:
-        raise QADataError(f"Too few rows left to train and validate on: {rest}, need at least {MIN_ROWS}.")
+        raise QADataError(
+            f"Too few rows left to train and validate on: {rest}, need at least {MIN_ROWS}. {linked.sum()} row(s) "
+            "share a question, passage or document with TEST_DATASET: test on questions about documents that "
+            "DATASET does not hold."
+        )
     which = np.where(marked, "test", "train").astype(object)
     which[kept & ~marked] = _pour_groups(
         labels[kept & ~marked], {"validation": math.ceil(validation_size * rest)}, seed

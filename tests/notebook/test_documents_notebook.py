@@ -45,8 +45,9 @@ def execute(folder: Path, **parameters: object) -> str:
 def test_without_a_language_model_it_skips_generation_and_splits_the_hand_written_pairs(tmp_path: Path):
     text = execute(tmp_path)
     assert "16 documents; the first five:" in text
-    assert "16 passages of at most 254 tokens from 16 documents" in text
-    assert "No language model set (LLM_BASE_URL, LLM_MODEL): generation skipped" in text
+    assert "24 passages of at most 128 tokens from 16 documents" in text
+    assert "No language model set (LLM_BASE_URL, LLM_MODEL): the next cell skips generation." in text
+    assert "Generation skipped. Going on with examples/pairs.jsonl" in text
     assert "train:  40 pairs from 12 documents" in text
     assert "shared_documents" in text
     assert not (tmp_path / "output").exists()
@@ -55,13 +56,13 @@ def test_without_a_language_model_it_skips_generation_and_splits_the_hand_writte
 def test_with_a_language_model_it_writes_pairs_and_splits_them_by_document(tmp_path: Path):
     fake = FakeLLM().start()
     try:
-        text = execute(tmp_path, LLM_BASE_URL=fake.base_url, LLM_MODEL="fake", MAX_PASSAGES=10)
+        text = execute(tmp_path, LLM_BASE_URL=fake.base_url, LLM_MODEL="fake", MAX_PASSAGES=None)
     finally:
         fake.stop()
-    assert "10 requests, about" in text
-    assert "20 questions for 10 passages of 10 documents" in text
+    assert "24 requests to fake, about" in text
+    assert "48 questions for 24 passages of 16 documents" in text
     pairs = [json.loads(line) for line in (tmp_path / "output/pairs/pairs.jsonl").read_text().splitlines()]
-    assert len(pairs) == 20 and len(fake.requests) == 10
+    assert len(pairs) == 48 and len(fake.requests) == 24
     assert {"question", "context", "doc_id", "passage_id"} == set(pairs[0])
 
 
@@ -70,7 +71,7 @@ def test_the_saved_notebook_is_one_clean_run_without_machine_paths():
     cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))
     text = outputs_text(notebook)
-    assert "generation skipped" in text and "shared_documents" in text
+    assert "Generation skipped" in text and "shared_documents" in text
     assert run_notebook.find_machine_paths(notebook) == []
 
 

@@ -43,10 +43,12 @@ def test_a_single_file_and_nested_folders_keep_relative_ids(tmp_path: Path):
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "HEAD.txt").write_text("hidden", encoding="utf-8")
     assert list(read_documents(tmp_path)) == ["a/b/deep.txt", "top.md"]
-    assert read_documents(tmp_path / "top.md") == {"top.md": "# Top\n\nText."}
+    assert read_documents(tmp_path / "top.md") == {"top.md": "Top\n\nText."}  # a heading's marks are not words
+    (tmp_path / "table.html").write_text("<table><tr><td>Revenue</td><td>4.8</td></tr></table>", encoding="utf-8")
+    assert read_documents(tmp_path / "table.html")["table.html"].split() == ["Revenue", "4.8"]
 
 
-def test_an_empty_folder_a_missing_path_and_a_broken_pdf_are_one_line(tmp_path: Path):
+def test_an_empty_folder_a_missing_path_and_a_broken_pdf_are_one_line(tmp_path: Path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(QADataError, match=r"No documents in .*empty.*\.txt, \.md, \.pdf") as empty:
         read_documents(tmp_path / "empty")
@@ -58,6 +60,7 @@ def test_an_empty_folder_a_missing_path_and_a_broken_pdf_are_one_line(tmp_path: 
     (broken / "scan.pdf").write_bytes(b"%PDF-1.4\nthis is not a pdf at all\n")
     with pytest.raises(QADataError, match=r"Cannot read .*scan\.pdf.* as PDF .*move it out of the folder") as bad:
         read_documents(broken)
+    assert capsys.readouterr().err == ""  # pypdf's own warnings are not printed before our line
     (broken / "scan.pdf").unlink()
     (broken / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(QADataError, match=r"latin1\.txt.*not UTF-8") as latin:
@@ -106,6 +109,8 @@ def test_a_sentence_longer_than_the_window_is_cut_and_short_passages_can_be_left
     documents = {"a.txt": "Heading\n\n" + "Short.", "b.txt": "A sentence with quite a few words in it, to pass."}
     kept = split_documents(documents, tokenizer, max_tokens=20, overlap=0, min_tokens=5)
     assert [(p.doc_id, p.text) for p in kept] == [("b.txt", documents["b.txt"])]  # "Heading Short." is 3 tokens
+    heading = split_document("Results\n\nRevenue grew. Costs fell.\n\nOutlook is stable.", tokenizer, max_tokens=50)
+    assert heading == ["Results\nRevenue grew. Costs fell.\nOutlook is stable."]  # paragraphs keep their lines
     passages = split_documents({"x.md": "One. Two. Three."}, tokenizer, max_tokens=2)
     assert [(p.doc_id, p.passage_id, p.text) for p in passages] == [
         ("x.md", "x.md#1", "One."),

@@ -178,7 +178,11 @@ def test_malformed_answers_are_counted_and_their_passages_done(fake: FakeLLM, tm
     assert summary.unparsed_answers == 1
     assert summary.dropped == {"empty": 1, "duplicate": 1, "copied": 0}
     assert summary.questions == 1 + 2
-    assert len(read_jsonl(progress_path(output))) == 1 + 3  # all three passages are done: not sent again
+    assert "1 answer held no question: their passages are not done, and resume=True asks again" in summary.describe()
+    assert len(read_jsonl(progress_path(output))) == 1 + 2  # the unanswered passage is not done
+    fake.requests.clear()
+    summary = generate_pairs(PASSAGES[:3], output, settings_for(fake), resume=True, progress=False)
+    assert len(fake.requests) == 1 and summary.questions == 1 + 2 + 2 and summary.unparsed_answers == 0
 
 
 def test_a_rate_limit_that_does_not_end_stops_the_run_and_keeps_what_is_done(fake: FakeLLM, tmp_path: Path):
@@ -188,7 +192,7 @@ def test_a_rate_limit_that_does_not_end_stops_the_run_and_keeps_what_is_done(fak
     settings = settings_for(fake, concurrency=1, max_retries=2)
     with pytest.raises(GenerationError, match=r"429 \(rate limit\) after 2 retries") as error:
         generate_pairs(PASSAGES[:3], output, settings, progress=False)
-    assert "1 of 3 passages are saved: run the same command with --resume" in str(error.value)
+    assert "1 of 3 passages are saved: run the same command with resume=True" in str(error.value)
     assert len(read_jsonl(output)) == 2
     summary = generate_pairs(PASSAGES[:3], output, settings, resume=True, progress=False, log=lambda line: None)
     assert summary.questions == 6 and summary.passages_done_before == 1
@@ -213,13 +217,13 @@ def test_an_unreachable_endpoint_is_one_line(tmp_path: Path):
     [
         (Reply(401, "Incorrect API key provided: sk-secret-123"), r"refused the API key \(401\): check OPENAI_API_KEY"),
         (Reply(404, "model 'nope' not found"), r"answered 404 for model 'fake'"),
-        (Reply(400, "bad request for key sk-secret-123"), r"answered 400 after 2 retries: .*\*\*\*"),
+        (Reply(500, "server error for key sk-secret-123"), r"answered 500 after 2 retries: .*\*\*\*"),
     ],
 )
 def test_endpoint_refusals_are_one_line_and_never_show_the_key(
     fake: FakeLLM, tmp_path: Path, reply: Reply, message: str
 ):
-    fake.script(reply)
+    fake.script(*[reply] * 3)  # a 500 is retried twice
     key = "sk-secret-123"
     client_settings = settings_for(fake)
     from ft_helpers.generate import make_client
@@ -250,14 +254,14 @@ def test_resume_goes_on_sends_nothing_twice_and_refuses_changed_settings(fake: F
     }
     with open(output, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(extra) + "\n" + '{"question": "cut sh')
-    with pytest.raises(ValueError, match="exists: run with --resume to go on from it, or with --overwrite"):
+    with pytest.raises(ValueError, match="exists: go on from it with resume=True, or start again with overwrite=True"):
         generate_pairs(PASSAGES, output, settings, chunking={"max_tokens": 64}, progress=False)
     with pytest.raises(ValueError, match="questions_per_passage was 2 in the first run and is 3 now"):
         generate_pairs(PASSAGES, output, settings_for(fake, questions_per_passage=3), {"max_tokens": 64}, resume=True)
     with pytest.raises(ValueError, match="max_tokens was 64 in the first run and is 128 now"):
         generate_pairs(PASSAGES, output, settings, chunking={"max_tokens": 128}, resume=True)
     edited = [Passage(PASSAGES[0].doc_id, PASSAGES[0].passage_id, "Edited text."), *PASSAGES[1:]]
-    with pytest.raises(ValueError, match=r"passage report-0\.md#1 has changed since the first run"):
+    with pytest.raises(ValueError, match=r"the text of passage report-0\.md#1 differs from the first run's"):
         generate_pairs(edited, output, settings, chunking={"max_tokens": 64}, resume=True)
     fake.requests.clear()
     summary = generate_pairs(PASSAGES, output, settings, chunking={"max_tokens": 64}, resume=True, progress=False)
@@ -270,3 +274,31 @@ def test_resume_goes_on_sends_nothing_twice_and_refuses_changed_settings(fake: F
     assert summary.questions == 12 and summary.passages_done_before == 6
     summary = generate_pairs(PASSAGES[:1], output, settings, overwrite=True, progress=False)
     assert summary.questions == 2 and len(read_jsonl(output)) == 2
+
+
+def test_a_passage_the_server_refuses_is_recorded_and_the_run_goes_on(fake: FakeLLM, tmp_path: Path):
+    from ft_helpers.generate import make_client
+
+    key = "sk-secret-123"
+    output = tmp_path / "pairs.jsonl"
+    settings = settings_for(fake, concurrency=1)
+    fake.script(Reply(), Reply(400, f"This passage is too long for the context (key {key})"))
+    summary = generate_pairs(
+        PASSAGES[:4], output, settings, client=make_client(settings, key), api_key=key, progress=False
+    )
+    assert summary.refused == 1 and summary.questions == 6 and len(fake.requests) == 4
+    assert summary.first_refusal.startswith(f"{PASSAGES[1].passage_id}: 400 This passage is too long")
+    assert "The server refused 1 passage (the first: report-0.md#2: 400" in summary.describe()
+    assert key not in progress_path(output).read_text() and key not in summary.describe()
+    fake.requests.clear()
+    summary = generate_pairs(PASSAGES[:4], output, settings, resume=True, progress=False)
+    assert not fake.requests and summary.refused == 1  # a refused passage is done: it is not sent again
+
+
+def test_a_server_that_refuses_every_passage_stops_the_run(fake: FakeLLM, tmp_path: Path):
+    fake.script(*[Reply(400, "unsupported parameter") for _ in range(6)])
+    settings = settings_for(fake, concurrency=1)
+    with pytest.raises(GenerationError, match=r"answered 400: unsupported parameter") as error:
+        generate_pairs(PASSAGES, tmp_path / "pairs.jsonl", settings, progress=False)
+    assert "after" not in str(error.value)  # a 400 is not retried, so the message says no retries
+    assert len(fake.requests) == 3

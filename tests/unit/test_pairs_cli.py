@@ -58,7 +58,7 @@ def test_documents_to_pairs_to_run_tests_on_documents_never_trained_on(
     assert main(pairs_args(fake, tiny_model_dir, output)) == 0
     printed = capsys.readouterr().out
     assert "16 documents -> 49 passages of at most 64 tokens." in printed
-    assert "Sends up to 49 requests (2 questions each) to fake at http" in printed
+    assert "Sends up to 49 requests to fake at http" in printed and "keeping up to 2 questions a passage" in printed
     assert "98 questions for 49 passages of 16 documents" in printed
     assert "Dropped: empty 0, duplicate 0, copied 0" in printed
     assert "write 50 real questions and pass them as --test-dataset" in printed
@@ -110,6 +110,7 @@ def test_refusals_are_one_line_and_status_2(
         "bad prompt": ([*args, "--prompt-file", str(tmp_path / "prompt.txt")], "must contain {passage}"),
         "not jsonl": ([*args[:4], str(tmp_path / "pairs.csv"), *args[5:]], "--output must be a .jsonl file"),
         "too long": ([*args[:-1], "500"], "--max-tokens 500 is more than the embedding model's window (126 tokens)"),
+        "min over max": ([*args[:-1], "10"], "--min-tokens (16) must be below --max-tokens (10)"),
     }
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
@@ -129,13 +130,19 @@ def test_dry_run_sends_nothing_and_the_key_is_never_printed(
     assert main([*pairs_args(fake, tiny_model_dir, output), "--dry-run", "--max-passages", "5"]) == 0
     assert "Sends up to 5 requests" in capsys.readouterr().out
     assert not fake.requests and not output.exists()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    remote = [*pairs_args(fake, tiny_model_dir, output)[:5], "--base-url", "https://api.example.com/v1"]
+    assert main([*remote, *pairs_args(fake, tiny_model_dir, output)[7:], "--dry-run"]) == 0  # no key needed to count
+    assert "Sends up to 49 requests to fake at https://api.example.com/v1" in capsys.readouterr().out
+    csv = [*pairs_args(fake, tiny_model_dir, tmp_path / "pairs.csv"), "--dry-run"]
+    assert main(csv) == 2 and "--output must be a .jsonl file" in capsys.readouterr().err
     key = "sk-test-very-secret"
     monkeypatch.setenv("MY_LLM_KEY", key)
-    fake.script(Reply(400, f"the key {key} is not valid for this model"))
+    fake.script(Reply(500, f"the key {key} is not valid for this model"))
     args = [*pairs_args(fake, tiny_model_dir, output), "--api-key-env", "MY_LLM_KEY", "--max-retries", "0"]
     assert main(args) == 2
     captured = capsys.readouterr()
-    assert "answered 400" in captured.err and "***" in captured.err
+    assert "answered 500 after 0 retries" in captured.err and "***" in captured.err
     assert key not in captured.err + captured.out
     assert fake.requests[0]["authorization"] == f"Bearer {key}"
     assert not any(key in path.read_text(encoding="utf-8") for path in tmp_path.glob("*.jsonl"))
