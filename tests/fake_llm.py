@@ -4,11 +4,11 @@ It answers ``POST /v1/chat/completions`` with questions built from the passage i
 its own), and can be told to answer some requests otherwise: a status code (429, 500, 401...), a malformed answer, or
 a slow reply. It records every request it gets. It is not a language model: its questions are templates.
 
-Try the whole path by hand, documents to pairs to a fine-tuned model (on a 2-core CPU: 7 s, then about a minute)::
+Try the whole path by hand, documents to 48 pairs to a fine-tuned model (on a 2-core CPU: 7 s, then 21 s)::
 
     python tests/fake_llm.py --port 8765 &
     python -m ft_helpers pairs --documents examples/documents --output pairs.jsonl \
-        --base-url http://127.0.0.1:8765/v1 --model fake --max-tokens 64
+        --base-url http://127.0.0.1:8765/v1 --model fake
     python -m ft_helpers run --dataset pairs.jsonl --train-batch-size 32 --output-dir output/from-documents
 
 The run's scores say nothing about real questions: these are templates. ``--delay 0.5`` slows every reply, to try
