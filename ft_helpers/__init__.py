@@ -2,14 +2,16 @@
 
 Layers, lowest first (a module only imports the ones above it in this list):
 ``data`` -> ``split`` -> ``evaluation``, ``stats``, ``provenance`` -> ``training``, ``losses`` -> ``report`` ->
-``config`` -> ``search``, ``serve`` -> ``workflow`` (``cli`` is only for ``python -m ft_helpers``). ``serve`` needs the
-``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an ONNX file; ``search`` imports faiss only
-when it builds or reads an index. ``losses`` and ``workflow`` import
-sentence-transformers when they are imported, so they are not imported here.
+``config`` -> ``search``, ``serve``, ``documents`` -> ``generate`` -> ``workflow`` (``cli`` is only for
+``python -m ft_helpers``). ``serve`` needs the ``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an
+ONNX file; ``search`` imports faiss only when it builds or reads an index. ``documents`` needs pypdf only for a PDF,
+and ``generate`` the ``openai`` client only when it sends requests (both in the ``[pairs]`` extra). ``losses`` and
+``workflow`` import sentence-transformers when they are imported, so they are not imported here.
 """
 
 from .config import RECIPES, Recipe, RunConfig
 from .data import QADataError, load_qa_pairs, normalize_text, read_table, validate_qa_pairs
+from .documents import Passage, read_documents, split_documents
 from .evaluation import (
     PER_QUERY_METRICS,
     IRInputs,
@@ -21,6 +23,7 @@ from .evaluation import (
     score_dimensions,
     score_rankings,
 )
+from .generate import GenerationSettings, generate_pairs, parse_questions
 from .provenance import collect_environment, collect_provenance, describe_data
 from .report import (
     HEADLINE_METRICS,
@@ -71,8 +74,10 @@ __all__ = [
     "HEADLINE_METRICS",
     "PER_QUERY_METRICS",
     "RECIPES",
+    "GenerationSettings",
     "HardwareSettings",
     "IRInputs",
+    "Passage",
     "QADataError",
     "Recipe",
     "RetrievalResult",
@@ -100,17 +105,20 @@ __all__ = [
     "find_linked_groups",
     "find_rank_changes",
     "format_rank_change",
+    "generate_pairs",
     "headline_metrics",
     "load_encoder",
     "load_qa_pairs",
     "normalize_text",
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",
+    "parse_questions",
     "pick_calibration_passages",
     "pick_embedding_sizes",
     "plot_comparison",
     "plot_dimensions",
     "plot_training_curve",
+    "read_documents",
     "read_table",
     "read_validation_curve",
     "report_leakage",
@@ -120,6 +128,7 @@ __all__ = [
     "score_rankings",
     "search_passages",
     "show_compact_progress",
+    "split_documents",
     "split_grouped",
     "split_qa_pairs",
     "split_reference",

@@ -13,11 +13,13 @@ import re
 import shlex
 import sys
 import traceback
+import warnings
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from .config import RunConfig
 from .data import SUPPORTED_SUFFIXES
+from .generate import GenerationError
 from .search import PRECISIONS
 from .serve import BACKENDS, QUANTIZATIONS, ExportError
 
@@ -31,8 +33,9 @@ data: a Hub dataset id or a local {", ".join(SUPPORTED_SUFFIXES)} file, one ques
   or passage are dropped with a warning. A CSV record that does not parse cleanly (a stray quote, a wrong number of
   fields) stops the run naming its line; --skip-bad-rows drops such records instead, and says how many.
 splits: 81% train, 9% validation (picks the best epoch), 10% test (scored once at the end). 'grouped' keeps every
-  passage and question in one split; 'reference' repeats the reference notebook's random split. With
-  --test-dataset the test split is that file, and --dataset is split into train and validation only.
+  passage, question and doc_id (the document, in files from `pairs`) in one split; 'reference' repeats the
+  reference notebook's random split. With --test-dataset the test split is that file, and --dataset is split into
+  train and validation only.
 writes to --output-dir: model/ (the fine-tuned model and its model card), eval/ (per-query scores of both models),
   comparison.png, training.png, dimensions.png and results.json (every setting, both models' metrics, the
   comparison with 95% intervals, the scores by embedding size, the split, and how the run was made: this command,
@@ -77,6 +80,21 @@ SKIP_BAD_ROWS_HELP = (
     "Drop a CSV's records that do not parse cleanly (a stray or unclosed quote, a wrong number of fields), with a "
     "warning that counts them, instead of stopping at the first."
 )
+
+PAIRS_EPILOG = """\
+reads --documents: a folder (searched recursively) or one file of .txt, .md, .pdf (needs pypdf) or .html (text only).
+  Each document is cut into passages of whole sentences that fit the embedding model's window, overlapping a little.
+sends one chat-completions request per passage to --base-url (any OpenAI-compatible server: OpenAI, Ollama, vLLM,
+  llama.cpp, TGI), with the API key from $OPENAI_API_KEY (or --api-key-env); a server on this machine needs none.
+  The number of requests and a rough token count are printed before anything is sent (--dry-run stops there).
+writes --output: one JSON line per pair (question, context, doc_id, passage_id), each passage's pairs as soon as
+  it is done, and beside it <name>.progress.jsonl (settings and finished passages) for --resume. Questions that are
+  empty, repeated, or copy --max-copied-words words in a row from their passage are dropped and counted.
+then: python -m ft_helpers run --dataset FILE.jsonl: the grouped split keeps each document's passages in one split.
+  Its test questions are generated too: write 50 real ones and pass them as --test-dataset.
+example: python -m ft_helpers pairs --documents docs/ --output pairs.jsonl \\
+  --base-url http://localhost:11434/v1 --model llama3.1:8b
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="On an error, show the full traceback.")
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{run,evaluate,export,index,search}", parser_class=_Parser
+        dest="command", required=True, metavar="{run,evaluate,export,index,search,pairs}", parser_class=_Parser
     )
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -257,7 +275,162 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--json", action="store_true", help="Print one JSON list of {rank, score, passage} objects instead."
     )
+
+    pairs = commands.add_parser(
+        "pairs",
+        help="write training pairs for your documents with an LLM you choose",
+        description="Cut documents into passages and ask an OpenAI-compatible LLM for questions each passage\n"
+        "answers: question/passage pairs that `run --dataset` takes as they are.",
+        epilog=PAIRS_EPILOG,
+        formatter_class=formatter,
+    )
+    pairs.add_argument("--documents", required=True, metavar="PATH", help="A folder of documents, or one file.")
+    pairs.add_argument("--output", required=True, metavar="FILE.jsonl", help="The pairs file to write.")
+    pairs.add_argument(
+        "--base-url", required=True, help="The endpoint, e.g. https://api.openai.com/v1 or http://localhost:11434/v1."
+    )
+    pairs.add_argument("--model", required=True, help="The LLM's name on that endpoint, e.g. gpt-4o-mini.")
+    pairs.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="The variable holding the API key. Default: OPENAI_API_KEY."
+    )
+    pairs.add_argument("--questions-per-passage", type=int, default=2, help="Questions asked for. Default: 2.")
+    pairs.add_argument(
+        "--prompt-file", default=None, help="Your own prompt, with {passage} (and {n}, {doc_id}). Default: built in."
+    )
+    pairs.add_argument("--max-passages", type=int, default=None, help="Only the first N passages. Default: all.")
+    pairs.add_argument("--concurrency", type=int, default=4, help="Requests in flight at once. Default: 4.")
+    pairs.add_argument(
+        "--max-retries", type=int, default=5, help="Retries of a request on 429, 5xx and timeouts. Default: 5."
+    )
+    pairs.add_argument("--timeout", type=float, default=120.0, help="Seconds to wait for one answer. Default: 120.")
+    pairs.add_argument(
+        "--max-copied-words", type=int, default=10, help="Drop a question sharing this many words in a row with its "
+        "passage. Default: 10."
+    )  # fmt: skip
+    pairs.add_argument(
+        "--embedding-model", default=RunConfig.base_model, help="The model you will fine-tune: its tokenizer sizes "
+        f"the passages. Default: {RunConfig.base_model}."
+    )  # fmt: skip
+    pairs.add_argument(
+        "--max-tokens", type=int, default=None, help="Tokens per passage, at most the embedding model's window. "
+        "Default: 128 (or the window, if smaller)."
+    )  # fmt: skip
+    pairs.add_argument(
+        "--overlap", type=int, default=32, help="Tokens a passage may repeat from the one before. Default: 32."
+    )
+    pairs.add_argument("--min-tokens", type=int, default=16, help="Leave out shorter passages (headings). Default: 16.")
+    pairs.add_argument(
+        "--dry-run", action="store_true", help="Count the passages, print the estimate, and stop: nothing is sent."
+    )
+    going_on = pairs.add_mutually_exclusive_group()
+    going_on.add_argument("--resume", action="store_true", help="Go on from an interrupted run (same settings).")
+    going_on.add_argument("--overwrite", action="store_true", help="Replace an earlier run's files.")
     return parser
+
+
+def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
+    """Carry out the ``pairs`` command: documents to passages to generated pairs (see ``PAIRS_EPILOG``)."""
+    from .documents import PASSAGE_TOKENS, load_tokenizer, read_documents, split_documents
+    from .generate import (
+        DEFAULT_PROMPT,
+        GenerationSettings,
+        check_output,
+        describe_count,
+        estimate_requests,
+        find_api_key,
+        generate_pairs,
+        read_prompt,
+    )
+    from .training import check_model_reference
+
+    settings = GenerationSettings(
+        base_url=options["base_url"],
+        model=options["model"],
+        prompt=read_prompt(options["prompt_file"]) if options["prompt_file"] else DEFAULT_PROMPT,
+        questions_per_passage=options["questions_per_passage"],
+        api_key_env=options["api_key_env"],
+        concurrency=options["concurrency"],
+        max_retries=options["max_retries"],
+        timeout=options["timeout"],
+        max_copied_words=options["max_copied_words"],
+    )
+    settings.check()
+    for name in ("max_passages", "max_tokens"):
+        if options[name] is not None and options[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {options[name]}.")
+    if options["overlap"] < 0 or options["min_tokens"] < 0:
+        raise ValueError(
+            f"--overlap and --min-tokens must be 0 or more, got {options['overlap']} and {options['min_tokens']}."
+        )
+    if options["max_tokens"] is not None and options["min_tokens"] >= options["max_tokens"]:
+        raise ValueError(
+            f"--min-tokens ({options['min_tokens']}) must be below --max-tokens ({options['max_tokens']})."
+        )
+    # Before anything loads or is sent: the key (a dry run sends nothing, so it needs none) and the output file.
+    api_key = None if options["dry_run"] else find_api_key(settings.base_url, settings.api_key_env)
+    check_output(
+        options["output"], options["resume"] and not options["dry_run"], options["overwrite"], options["dry_run"]
+    )
+    documents = read_documents(options["documents"])
+    check_model_reference(options["embedding_model"], "--embedding-model")
+    tokenizer, window = load_tokenizer(options["embedding_model"])
+    max_tokens = options["max_tokens"] or min(window, PASSAGE_TOKENS)
+    if max_tokens > window:
+        raise ValueError(f"--max-tokens {max_tokens} is more than the embedding model's window ({window} tokens).")
+    if options["min_tokens"] >= max_tokens:
+        raise ValueError(f"--min-tokens ({options['min_tokens']}) must be below the passage size ({max_tokens}).")
+    overlap = min(options["overlap"], max_tokens - 1)
+    passages = split_documents(documents, tokenizer, max_tokens, overlap, options["min_tokens"])
+    empty = [doc_id for doc_id, text in documents.items() if not text.strip()]
+    log(
+        f"{describe_count(len(documents), 'document')} -> {describe_count(len(passages), 'passage')} of at most "
+        f"{max_tokens} tokens"
+        + (
+            f"; without text (a scanned PDF?), left out: {', '.join(empty[:3])}{' ...' * (len(empty) > 3)}"
+            if empty
+            else ""
+        )
+        + "."
+    )
+    if not passages:
+        raise ValueError(
+            f"No passage of {options['min_tokens']} tokens or more in {options['documents']!r}: lower --min-tokens."
+        )
+    if options["max_passages"] is not None:
+        passages = passages[: options["max_passages"]]
+    estimate = estimate_requests(passages, settings)
+    log(
+        f"Sends up to {describe_count(estimate['requests'], 'request')} to {settings.model} at {settings.base_url}, "
+        f"keeping up to {settings.questions_per_passage} questions a passage: roughly {estimate['prompt_tokens']:,} "
+        f"prompt and {estimate['completion_tokens']:,} answer tokens (4 characters a token; passages done before "
+        "are skipped)."
+    )
+    if options["dry_run"]:
+        return {"passages": len(passages), **estimate}
+    chunking = {
+        "embedding_model": options["embedding_model"],
+        "max_tokens": max_tokens,
+        "overlap": overlap,
+        "min_tokens": options["min_tokens"],
+    }
+    summary = generate_pairs(
+        passages,
+        options["output"],
+        settings,
+        chunking=chunking,
+        resume=options["resume"],
+        overwrite=options["overwrite"],
+        api_key=api_key,
+        log=log,
+    )
+    log(to_command_line(summary.describe()))
+    log(
+        f"Next: python -m ft_helpers run --dataset {shlex.quote(options['output'])} --output-dir OUT. Its test "
+        "questions are generated too, so its scores measure agreement with the generator, not with your users: "
+        "write 50 real questions and pass them as --test-dataset (about documents you leave out of --documents, or "
+        "the split keeps those documents out of training)."
+    )
+    return {"pairs": summary.output, "questions": summary.questions, "passages": summary.passages}
 
 
 def to_command_line(message: str) -> str:
@@ -295,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = options.pop("debug")
     command = options.pop("command")
     command_line = shlex.join(["python", "-m", "ft_helpers", *argv])
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning  # a warning is one line too, in the options' names
     try:
         if command == "run":
             from huggingface_hub import get_token
@@ -370,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
                 for hit in hits:
                     print(f"{hit['rank']:>3}. {hit['score']:.4f}  {hit['passage']}")
             return 0
+        elif command == "pairs":
+            _quiet_libraries()
+            summary = run_pairs(options)
         else:
             from .workflow import evaluate_models
 
@@ -391,13 +569,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             summary = {"results": f"{config.output_dir}/results.json"}
     except KeyboardInterrupt:
-        how = "run the same command with --resume" if command == "run" else "run the same command with --overwrite"
+        resumable = command in ("run", "pairs")
+        how = "run the same command with --resume" if resumable else "run the same command with --overwrite"
         print(f"\nInterrupted. To go on, {how}.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError, ExportError, ImportError) as err:  # QADataError is a ValueError
+    except (ValueError, OSError, ExportError, ImportError, GenerationError) as err:  # QADataError is a ValueError
         if debug:
             traceback.print_exc()
         print(f"error: {to_command_line(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        warnings.showwarning = shown
     print(json.dumps(summary))
     return 0
+
+
+def _show_warning(message: Warning | str, category: type, filename: str, lineno: int, *args: Any) -> None:
+    """Print a Python warning as the command line's other warnings: ``warning: <one line>`` on standard error."""
+    print(f"warning: {to_command_line(str(message))}", file=sys.stderr)

@@ -55,7 +55,7 @@ from .report import (
 )
 from .search import pick_calibration_passages, score_compressed
 from .serve import load_encoder, read_manifest
-from .split import add_test_set, split_qa_pairs
+from .split import add_test_set, split_qa_pairs, warn_generated
 from .stats import compare_per_query
 from .training import (
     EMBEDDING_SIZES,
@@ -502,6 +502,8 @@ def train_and_report(
     splits, test_inputs, validation_inputs = data.splits, data.test_inputs, data.validation_inputs
     train_dataset, validation_dataset = data.train_dataset, data.validation_dataset
     log(f"split sizes: { {name: len(frame) for name, frame in splits.items()} }")
+    if generated := warn_generated(splits["test"]):
+        log(f"warning: {generated}")
     log(f"device: {hardware.device} ({hardware.device_name}), precision {hardware.precision}")
     log(f"recipe '{recipe.name}': {recipe.describe(config.sort_by_length)}")
 
@@ -658,6 +660,8 @@ def evaluate_models(
             read_manifest(model, backend)  # an export of the model as it is now
     pairs, splits = load_and_split(config, skip_bad_rows)
     inputs = build_ir_inputs(splits[subset], pairs, deduplicate=config.deduplicate_corpus)
+    if generated := warn_generated(splits[subset]):
+        log(f"warning: {generated.replace('test questions', f'{subset} questions')}")
     validation_inputs = build_ir_inputs(splits["validation"], pairs, deduplicate=config.deduplicate_corpus)
     for warning in check_evaluation_sizes(inputs, validation_inputs):
         log(f"warning: {warning}")

@@ -37,16 +37,29 @@ def test_install_cell_installs_from_the_repository():
     assert assigned == repository()
 
 
-def test_sync_repository_rewrites_badges_and_install_cell(tmp_path, monkeypatch):
-    notebook, readme = tmp_path / "nb.ipynb", tmp_path / "README.md"
-    notebook.write_text((ROOT / "embedding_finetuning_rag_demo.ipynb").read_text())
+def test_the_documents_notebook_badge_and_install_cell_point_to_the_repository():
+    import nbformat
+
+    notebook = nbformat.read(ROOT / "documents_to_pairs.ipynb", as_version=4)
+    github = repository().removeprefix("https://github.com/")
+    assert badge_targets(notebook.cells[0].source) == [(github, "documents_to_pairs.ipynb")]
+    install = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert re.findall(r'^REPOSITORY = "([^"]*)"', install.source, re.MULTILINE) == [repository()]
+
+
+def test_sync_repository_rewrites_badges_and_install_cells(tmp_path, monkeypatch):
+    names = ("embedding_finetuning_rag_demo.ipynb", "documents_to_pairs.ipynb")
+    notebooks, readme = [tmp_path / name for name in names], tmp_path / "README.md"
+    for notebook in notebooks:
+        notebook.write_text((ROOT / notebook.name).read_text())
     readme.write_text((ROOT / "README.md").read_text())
     (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = "https://github.com/someone/fork"\n')
     monkeypatch.setattr(sync_repository, "ROOT", tmp_path)
-    monkeypatch.setattr(sync_repository, "NOTEBOOK", notebook)
+    monkeypatch.setattr(sync_repository, "NOTEBOOKS", tuple(notebooks))
     monkeypatch.setattr(sync_repository, "README", readme)
     assert sync_repository.main() == 0
     assert badge_targets(readme.read_text()) == [("someone/fork", "embedding_finetuning_rag_demo.ipynb")]
-    text = notebook.read_text()
-    assert "github/someone/fork/blob/main/embedding_finetuning_rag_demo.ipynb" in text
-    assert 'REPOSITORY = \\"https://github.com/someone/fork\\"' in text
+    for notebook in notebooks:
+        text = notebook.read_text()
+        assert f"github/someone/fork/blob/main/{notebook.name}" in text
+        assert 'REPOSITORY = \\"https://github.com/someone/fork\\"' in text

@@ -173,7 +173,7 @@ def test_evaluate_takes_the_evaluation_fields_a_model_and_a_subset(capsys):
         (["evaluate"], "error: the following arguments are required: --model"),
         (["evaluate", "--model", "m", "--subset", "train"], "error: argument --subset: invalid choice: 'train'"),
         (["evaluate", "--model", "m", "--epochs", "2"], "error: unrecognized arguments: --epochs 2"),
-        (["train"], "error: argument {run,evaluate,export,index,search}: invalid choice: 'train'"),
+        (["train"], "error: argument {run,evaluate,export,index,search,pairs}: invalid choice: 'train'"),
     ],
 )
 def test_unparsable_options_give_one_line_and_status_2(argv: list[str], message: str, capsys):

@@ -295,6 +295,17 @@ def test_the_serve_extra_requires_nothing_of_the_core_stack():
         assert not requirement_names(name) & CORE, name
 
 
+def test_the_pairs_extra_requires_nothing_of_the_core_stack():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    names = [line.split(">")[0].strip() for line in pyproject["project"]["optional-dependencies"]["pairs"]]
+    assert names == ["openai", "pypdf"]
+    for name in names:
+        assert not requirement_names(name) & CORE, name
+
+
 def test_pip_check_passes_with_the_serve_extra_installed():
     import subprocess
     import sys

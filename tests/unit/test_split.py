@@ -615,3 +615,27 @@ def test_the_reference_split_of_pairs_with_a_test_file_splits_the_dataset_rows_a
     assert {name: list(frame.index) for name, frame in with_file.items()} == {
         name: list(frame.index) for name, frame in without.items()
     }
+
+
+def test_rows_of_one_document_stay_in_one_split_and_empty_doc_ids_link_nothing() -> None:
+    documents = [f"doc-{n // 4}.md" for n in range(80)]  # 20 documents of 4 passages, every text distinct
+    pairs = pd.DataFrame(
+        {
+            "question": [f"Question number {n}?" for n in range(80)],
+            "context": [f"Passage number {n}." for n in range(80)],
+            "doc_id": documents,
+            "passage_id": [f"{doc}#{n % 4 + 1}" for n, doc in enumerate(documents)],
+        }
+    )
+    labels = find_linked_groups(pairs)
+    assert len(set(labels)) == 20
+    splits = split_grouped(pairs, seed=3)
+    by_split = {name: set(frame["doc_id"]) for name, frame in splits.items()}
+    assert all(by_split[name] for name in SPLIT_NAMES)
+    assert not by_split["train"] & by_split["test"] and not by_split["train"] & by_split["validation"]
+    leakage = report_leakage(splits)
+    assert "shared_documents" in leakage.columns and leakage.to_numpy().sum() == 0
+    mixed = pairs.assign(doc_id=[None if n % 2 else doc for n, doc in enumerate(documents)])  # a test file's rows
+    assert len(set(find_linked_groups(mixed))) == 20 + 40  # the 40 rows without a document are each alone
+    count = report_leakage({"train": mixed.iloc[:40], "test": mixed.iloc[40:]}).loc["train & test", "shared_documents"]
+    assert count == 0
