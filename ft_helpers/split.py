@@ -281,8 +281,8 @@ def split_with_test_set(
     linked = np.isin(labels, labels[marked]) & ~marked
     if linked.any():
         warnings.warn(
-            f"{linked.sum()} row(s) of DATASET share a question, passage"
-            + (" or document (doc_id)" if DOCUMENT_COLUMN in pairs.columns else "")
+            f"{linked.sum()} row(s) of DATASET share a question"
+            + (", passage or document (doc_id)" if DOCUMENT_COLUMN in pairs.columns else " or passage")
             + (f" (or {group_column!r})" if group_column else "")
             + " with TEST_DATASET, directly or through other rows, and are left out of training and validation.",
             stacklevel=3,
