@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module only imports the ones above it in this list):
 ``data`` -> ``split`` -> ``evaluation``, ``stats``, ``provenance`` -> ``training``, ``losses`` -> ``report`` ->
-``config`` -> ``search``, ``serve``, ``documents`` -> ``generate`` -> ``workflow`` (``cli`` is only for
+``config`` -> ``outputs``, ``search``, ``serve``, ``documents`` -> ``generate`` -> ``workflow`` (``cli`` is only for
 ``python -m ft_helpers``). ``serve`` needs the ``[serve]`` extra (onnx, onnxruntime) only when it exports or loads an
 ONNX file; ``search`` imports faiss only when it builds or reads an index. ``documents`` needs pypdf only for a PDF,
 and ``generate`` the ``openai`` client only when it sends requests (both in the ``[pairs]`` extra). ``losses`` and

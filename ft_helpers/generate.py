@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 
 from .data import normalize_text
 from .documents import Passage
+from .report import write_text_atomically
 
 #: The prompt sent for each passage; ``{n}`` is the number of questions, ``{passage}`` the passage and ``{doc_id}``
 #: the document it comes from. Replace it with ``--prompt-file`` (the same placeholders).
@@ -357,12 +357,6 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _write_atomically(path: Path, lines: list[str]) -> None:
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.writelines(lines)
-    os.replace(handle.name, path)
-
-
 def check_output(output: str | Path, resume: bool = False, overwrite: bool = False, name_only: bool = False) -> bool:
     """Check the output file's name and the --resume/--overwrite rules, before anything loads or is sent.
 
@@ -450,7 +444,7 @@ def prepare_output(
     pairs = _read_lines(output) if output.exists() else []
     finished = [pair for pair in pairs if pair.get("passage_id") in done]
     if len(finished) != len(pairs) or (output.exists() and not output.read_text(encoding="utf-8").endswith("\n")):
-        _write_atomically(output, [json.dumps(pair, ensure_ascii=False) + "\n" for pair in finished])
+        write_text_atomically(output, "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in finished))
     return done, finished
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from .config import RunConfig
+from .report import write_text_atomically
 
 #: The lock file a run holds in its output folder (it holds the run's process id and start time).
 LOCK_NAME = ".lock"
@@ -162,16 +163,6 @@ def describe_run_inputs(settings: dict[str, Any], pairs: pd.DataFrame) -> dict[s
     return {"settings": settings, "data": {"rows": len(pairs), "sha256": fingerprint_rows(pairs)}}
 
 
-def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON into a temporary file beside ``path``, then rename it over ``path``: whole or not at all."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def check_resume(folder: Path, inputs: dict[str, Any], log: Callable[[str], Any] = print) -> dict[str, dict[str, Any]]:
     """Compare what a resumed run is given with what the run in ``folder`` was started with (its ``run.json``).
 
@@ -228,7 +219,7 @@ def start_run(folder: Path, inputs: dict[str, Any], resume: bool, log: Callable[
     """
     record = folder / RECORD_NAME
     if not resume or not record.is_file():  # a resumed run keeps the record it was started with
-        write_json_atomically(record, inputs)
+        write_text_atomically(record, json.dumps(inputs, indent=2, ensure_ascii=False) + "\n")
     if not resume:
         return None
     remove_incomplete_checkpoints(folder / "checkpoints", log)

@@ -319,6 +319,21 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a text file whole or not at all: into ``.<name>.partial`` beside it, then renamed over it.
+
+    Args:
+        path: The file to write (its folder must exist).
+        text: Its content.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def save_results(path: str | Path, **sections: Any) -> Path:
     """Write the run's results as JSON (DataFrames become lists of records, NaN and infinity become null).
 
@@ -335,12 +350,7 @@ def save_results(path: str | Path, **sections: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_to_jsonable(sections), indent=2, ensure_ascii=False) + "\n"  # fails before anything is written
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_text_atomically(path, text)
     return path
 
 
