@@ -230,6 +230,12 @@ def start_run(folder: Path, inputs: dict[str, Any], resume: bool, log: Callable[
     return str(complete[-1])
 
 
+def checkpoint_step(checkpoint: str | Path) -> int | None:
+    """Return the training step in a ``checkpoint-<step>`` folder's name (None: not such a name)."""
+    step = Path(checkpoint).name.removeprefix("checkpoint-")
+    return int(step) if step.isdigit() and Path(checkpoint).name.startswith("checkpoint-") else None
+
+
 def is_complete_checkpoint(folder: Path) -> bool:
     """Whether the trainer finished writing a checkpoint: its ``trainer_state.json`` (written last) and its weights."""
     try:
@@ -238,13 +244,14 @@ def is_complete_checkpoint(folder: Path) -> bool:
         return False
     weights = [path for path in (*folder.glob("*.safetensors"), folder / "pytorch_model.bin") if path.is_file()]
     needed = all((folder / name).is_file() for name in ("optimizer.pt", "scheduler.pt"))
-    return any(path.stat().st_size for path in weights) and needed and state.get("global_step") == int(folder.name[11:])
+    whole = any(path.stat().st_size for path in weights) and needed
+    return whole and state.get("global_step") == checkpoint_step(folder)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
     """Return the ``checkpoint-<step>`` folders in ``folder``, by step."""
-    found = [path for path in folder.glob("checkpoint-*") if path.is_dir() and path.name[11:].isdigit()]
-    return sorted(found, key=lambda path: int(path.name[11:]))
+    found = [path for path in folder.glob("checkpoint-*") if path.is_dir() and checkpoint_step(path) is not None]
+    return sorted(found, key=checkpoint_step)
 
 
 def remove_incomplete_checkpoints(folder: Path, log: Callable[[str], Any] = print) -> list[str]:

@@ -33,6 +33,7 @@ from .outputs import (
     check_free_space,
     check_output_dir_free,
     check_resume,
+    checkpoint_step,
     describe_run_inputs,
     describe_write_failure,
     is_write_failure,
@@ -451,9 +452,9 @@ def run(
             raise
 
 
-def step_of(checkpoint: str | None) -> int:
+def step_of(checkpoint: str | None) -> int | None:
     """Return the training step of a ``checkpoint-<step>`` folder (0: none, training starts from the beginning)."""
-    return int(Path(checkpoint).name.removeprefix("checkpoint-")) if checkpoint else 0
+    return checkpoint_step(checkpoint) if checkpoint else 0
 
 
 @dataclass(frozen=True)
