@@ -203,7 +203,7 @@ def read_csv_checked(path: Path, skip_bad_rows: bool = False) -> pd.DataFrame:
     text = path.read_bytes().decode("utf-8-sig")
     bad = find_bad_csv_records(text)
     if not bad:
-        return pd.read_csv(path, dtype=str)
+        return pd.read_csv(io.StringIO(text), dtype=str)  # the text already read, not the file again
     first, _, reason = bad[0]
     if first == 1:
         raise QADataError(f"{str(path)!r} line 1, the header: {reason}. Fix the header.")

@@ -346,10 +346,10 @@ def _run_settings(settings: GenerationSettings, chunking: dict[str, Any]) -> dic
     }
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON Lines file, leaving out a last line cut short by a kill."""
+def _read_lines(text: str) -> list[dict[str, Any]]:
+    """Read the records of a JSON Lines text, leaving out a last line cut short by a kill."""
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
@@ -423,7 +423,7 @@ def prepare_output(
             f"Cannot resume {str(output)!r}: {progress.name}, which says which passages are done, is missing. "
             "Start again with overwrite=True."
         )
-    records = _read_lines(progress)
+    records = _read_lines(progress.read_text(encoding="utf-8"))
     first = records[0].get("settings") if records else None
     if first is None:
         raise ValueError(f"Cannot resume: {progress} does not start with the run's settings. Use overwrite=True.")
@@ -441,9 +441,10 @@ def prepare_output(
                 f"Cannot resume: the text of passage {passage_id} differs from the first run's (the document changed). "
                 "Start again with overwrite=True."
             )
-    pairs = _read_lines(output) if output.exists() else []
+    text = output.read_text(encoding="utf-8") if output.exists() else ""
+    pairs = _read_lines(text)
     finished = [pair for pair in pairs if pair.get("passage_id") in done]
-    if len(finished) != len(pairs) or (output.exists() and not output.read_text(encoding="utf-8").endswith("\n")):
+    if len(finished) != len(pairs) or (text and not text.endswith("\n")):
         write_text_atomically(output, "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in finished))
     return done, finished
 
