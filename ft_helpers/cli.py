@@ -368,9 +368,7 @@ def run_pairs(options: dict[str, Any], log: Any = print) -> dict[str, Any]:
         )
     # Before anything loads or is sent: the key (a dry run sends nothing, so it needs none) and the output file.
     api_key = None if options["dry_run"] else find_api_key(settings.base_url, settings.api_key_env)
-    check_output(
-        options["output"], options["resume"] and not options["dry_run"], options["overwrite"], options["dry_run"]
-    )
+    check_output(options["output"], options["resume"], options["overwrite"], name_only=options["dry_run"])
     documents = read_documents(options["documents"])
     check_model_reference(options["embedding_model"], "--embedding-model")
     tokenizer, window = load_tokenizer(options["embedding_model"])

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -287,7 +287,7 @@ def estimate_requests(passages: list[Passage], settings: GenerationSettings) -> 
     return {
         "requests": len(passages),
         "prompt_tokens": round(characters / 4),
-        "completion_tokens": 30 * settings.questions_per_passage * len(passages),
+        "completion_tokens": 30 * n * len(passages),
     }
 
 
@@ -710,10 +710,3 @@ def _send_all(
         bar.close()
         executor.shutdown(wait=failure is not None, cancel_futures=True)
     return failure
-
-
-def describe_settings(settings: GenerationSettings) -> dict[str, Any]:
-    """The settings as a dict for a record, without the prompt's text (its fingerprint instead) or any key."""
-    values = asdict(settings)
-    values["prompt_sha256"] = _fingerprint(values.pop("prompt"))
-    return values
